@@ -1,0 +1,108 @@
+# kube-annex — one non-recursive Makefile.
+#
+#   make            build/kube-annex
+#   make check      install test deps, unit tests (ASan/UBSan), e2e tests
+#   make demo       real control plane + namespaces, kube-annex at work
+#   make analyze    clang static analyzer
+#   V=1             show commands; WERROR=1 (set under CI) adds -Werror
+
+PREFIX ?= /usr
+SBINDIR ?= $(PREFIX)/sbin
+DESTDIR ?=
+BUILD ?= build
+CC ?= gcc
+PKG_CONFIG ?= pkg-config
+VERSION ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+PKGS := libcurl libcjson yaml-0.1 libnftnl libmnl libsystemd
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+	-Wno-unused-parameter -Wformat=2 -Wvla
+ifneq ($(WERROR)$(CI),)
+WARNINGS += -Werror
+endif
+override CPPFLAGS += -I. -D_GNU_SOURCE -DKUBE_ANNEX_VERSION=\"$(VERSION)\"
+override CFLAGS += -std=gnu11 $(WARNINGS) $(PKG_CFLAGS) -MMD -MP
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Every .c in a module folder is part of the program; agent/main.c is the
+# only one left out of the unit-test link.
+MODULES := lib kube model nft agent
+SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_SRCS := $(filter-out agent/main.c,$(SRCS))
+
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_OBJS := $(LIB_SRCS:%.c=$(BUILD)/san/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test-*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/test/%)
+
+all: $(BUILD)/kube-annex
+
+$(BUILD)/kube-annex: $(OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC san  $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SAN) -c -o $@ $<
+
+$(BUILD)/test/%: tests/unit/%.c $(SAN_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  CCLD    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SAN) -o $@ $^ $(PKG_LIBS) \
+		$(shell $(PKG_CONFIG) --libs cmocka)
+
+deps:
+	$(Q)scripts/install-deps.sh build
+
+test-deps:
+	$(Q)scripts/install-deps.sh test
+
+unit: $(UNIT_BINS)
+	$(Q)tests/run-unit.sh $(UNIT_BINS)
+
+e2e: all
+	$(Q)tests/e2e/run.sh
+
+# Dependencies first, in their own make invocation: pkg-config must see
+# the libraries before the compile flags are computed.
+check:
+	$(Q)scripts/install-deps.sh test
+	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)$(MAKE) --no-print-directory e2e
+
+demo:
+	$(Q)scripts/install-deps.sh test
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/demo.sh
+
+analyze:
+	$(Q)scripts/install-deps.sh build
+	$(Q)command -v scan-build >/dev/null || scripts/install-deps.sh analyze
+	$(Q)scan-build --status-bugs -o $(BUILD)/analyze $(MAKE) --no-print-directory \
+		BUILD=$(BUILD)/analyze-obj CFLAGS="-O0 -g" all
+
+install: all
+	install -D -m 0755 $(BUILD)/kube-annex $(DESTDIR)$(SBINDIR)/kube-annex
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all deps test-deps unit e2e check demo analyze install clean
+
+-include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * kube/: everything that talks to or about the Kubernetes API.
+ *
+ *  - kubeconfig loading (libyaml), pure;
+ *  - decoding of Service, EndpointSlice (discovery.k8s.io/v1 and v1beta1)
+ *    and core/v1 Endpoints objects (cJSON) into the typed objects below,
+ *    pure;
+ *  - framing of newline-delimited watch streams, pure;
+ *  - the client: discovery, paginated LIST, WATCH with bookmarks, relist on
+ *    410 Gone, reconnect with jittered backoff (libcurl multi on sd-event).
+ *
+ * Data flows one way: the client hands decoded objects to the caller's
+ * handlers, which own them from then on.
+ */
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+struct sd_event;
+
+/* Bounds on what the API server can make us hold. */
+#define KUBE_MAX_EVENT_SIZE (16u << 20)   /* one watch event / list page */
+#define KUBE_MAX_NAME_LEN 253u
+#define KUBE_MAX_PORTS 1024u              /* per Service / per slice */
+#define KUBE_MAX_ENDPOINTS 10000u         /* per slice / per Endpoints object */
+#define KUBE_MAX_IPS 16u                  /* clusterIPs, externalIPs, LB ingress */
+
+struct kube_ip {
+	int family; /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+		uint8_t bytes[16];
+	};
+};
+
+/* Parse a textual address ("10.0.0.1", "fd00::1") into ret. 0 or -EINVAL. */
+int kube_ip_parse(const char *s, struct kube_ip *ret);
+/* Format into buf (at least INET6_ADDRSTRLEN bytes); returns buf. */
+const char *kube_ip_format(const struct kube_ip *ip, char *buf, size_t len);
+bool kube_ip_equal(const struct kube_ip *a, const struct kube_ip *b);
+
+/* IPPROTO_TCP/UDP/SCTP from "TCP"/"UDP"/"SCTP" (NULL means TCP); -EINVAL. */
+int kube_protocol_parse(const char *s);
+const char *kube_protocol_name(int proto); /* "tcp", "udp", "sctp" */
+
+/* ---- kubeconfig -------------------------------------------------------- */
+
+struct kube_config {
+	char *path;        /* the file that was loaded */
+	char *context;     /* context name used */
+	char *cluster;     /* cluster name used */
+	char *user;        /* user (AuthInfo) name used */
+	char *server;      /* https://host:port, no trailing slash */
+	char *tls_server_name;
+
+	/* Trust: a file path (absolute) or PEM bytes; neither = system CAs. */
+	char *ca_file;
+	char *ca_data;
+	size_t ca_data_len;
+	bool insecure_skip_tls_verify;
+
+	/* Client certificate: file paths (absolute) or PEM bytes. */
+	char *cert_file;
+	char *cert_data;
+	size_t cert_data_len;
+	char *key_file;
+	char *key_data;
+	size_t key_data_len;
+
+	/* Bearer token, inline or from a file (absolute path, re-read by the
+	 * client whenever it changes: bound tokens rotate). */
+	char *token;
+	char *token_file;
+	char *username;
+	char *password;
+};
+
+/*
+ * Load a kubeconfig. context NULL means current-context. Relative file
+ * paths resolve against the kubeconfig's directory (as kubectl does);
+ * "-data" fields are base64 and are decoded here.
+ *
+ * On failure returns -errno and, when ret_error is non-NULL, an allocated
+ * message naming the file and the key, e.g.
+ *   "/etc/kube-annex/kubeconfig: users[0] 'ka': user: no credentials
+ *    (token, tokenFile, client-certificate or username)".
+ */
+int kube_config_load(const char *path, const char *context, struct kube_config **ret,
+		     char **ret_error);
+struct kube_config *kube_config_free(struct kube_config *c);
+
+/* Read a token file: contents with surrounding whitespace stripped. */
+int kube_token_read(const char *path, char **ret_token);
+
+/* ---- objects ----------------------------------------------------------- */
+
+enum kube_service_type {
+	KUBE_SERVICE_CLUSTER_IP,
+	KUBE_SERVICE_NODE_PORT,
+	KUBE_SERVICE_LOAD_BALANCER,
+	KUBE_SERVICE_EXTERNAL_NAME,
+};
+
+struct kube_service_port {
+	char *name;        /* "" when unnamed, never NULL */
+	int protocol;      /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_SCTP */
+	uint16_t port;
+	uint16_t node_port; /* 0 when none */
+	char *target_port; /* as written: "8080" or a name; NULL when unset */
+};
+
+struct kube_service {
+	char *namespace;
+	char *name;
+	char *resource_version;
+	enum kube_service_type type;
+	bool headless;          /* spec.clusterIP == "None" */
+	struct kube_ip cluster_ips[KUBE_MAX_IPS]; /* clusterIPs, else clusterIP */
+	size_t n_cluster_ips;
+	struct kube_service_port *ports;
+	size_t n_ports;
+	struct kube_ip external_ips[KUBE_MAX_IPS];
+	size_t n_external_ips;
+	/* status.loadBalancer.ingress[].ip, except entries with ipMode Proxy */
+	struct kube_ip lb_ips[KUBE_MAX_IPS];
+	size_t n_lb_ips;
+	bool affinity_client_ip;
+	uint32_t affinity_timeout_sec; /* default 10800 when ClientIP */
+	bool internal_traffic_local;
+	bool external_traffic_local;
+	bool prefer_close;      /* trafficDistribution: PreferClose / PreferSameZone */
+	char *proxy_name;       /* label service.kubernetes.io/service-proxy-name */
+	bool headless_label;    /* label service.kubernetes.io/headless present */
+	char *external_name;    /* spec.externalName */
+};
+
+struct kube_endpoint_port {
+	char *name;        /* "" when unnamed, never NULL */
+	int protocol;
+	uint16_t port;     /* 0 when unset: such a port is ignored */
+};
+
+struct kube_endpoint {
+	struct kube_ip addr;    /* addresses[0] */
+	bool ready;             /* conditions.ready == nil || true */
+	bool serving;           /* conditions.serving == nil ? ready : value */
+	bool terminating;       /* conditions.terminating == true */
+	char *node_name;        /* NULL when unset */
+	char *zone;             /* NULL when unset */
+	char **hint_zones;      /* hints.forZones[].name */
+	size_t n_hint_zones;
+	bool has_hints;
+};
+
+/*
+ * An EndpointSlice, or one subset of a core/v1 Endpoints object converted to
+ * the same shape (one port list, one address family).
+ */
+struct kube_endpoint_slice {
+	char *namespace;
+	char *name;
+	char *service_name;     /* label kubernetes.io/service-name; NULL if absent */
+	int family;             /* AF_INET, AF_INET6; 0 for FQDN slices (ignored) */
+	struct kube_endpoint_port *ports;
+	size_t n_ports;
+	struct kube_endpoint *endpoints;
+	size_t n_endpoints;
+	/* endpoints.kubernetes.io/last-change-trigger-time, CLOCK_REALTIME usec;
+	 * 0 when absent. */
+	uint64_t trigger_time_usec;
+};
+
+/*
+ * Decoders. obj is one API object (the "object" of a watch event or an item
+ * of a list). On failure they return -EINVAL (or -ENOMEM) and, when
+ * ret_error is non-NULL, an allocated message naming the field, e.g.
+ * "spec.ports[1].port: 70000 is out of range".
+ *
+ * An object that decodes is internally consistent: every address parsed,
+ * every port in range, every bound above respected.
+ */
+int kube_service_decode(const struct cJSON *obj, struct kube_service **ret, char **ret_error);
+int kube_endpoint_slice_decode(const struct cJSON *obj, struct kube_endpoint_slice **ret,
+			       char **ret_error);
+/* core/v1 Endpoints: one slice per (subset, family); *ret_n may be 0. */
+int kube_endpoints_decode(const struct cJSON *obj, struct kube_endpoint_slice ***ret,
+			  size_t *ret_n, char **ret_error);
+
+/* metadata.namespace / metadata.name / metadata.resourceVersion, or NULL. */
+const char *kube_meta_string(const struct cJSON *obj, const char *field);
+
+struct kube_service *kube_service_free(struct kube_service *s);
+struct kube_endpoint_slice *kube_endpoint_slice_free(struct kube_endpoint_slice *s);
+void kube_endpoint_slices_free(struct kube_endpoint_slice **v, size_t n);
+
+/* ---- watch stream framing ---------------------------------------------- */
+
+/*
+ * Splits a byte stream into newline-terminated lines, however the stream is
+ * cut into reads. A line longer than max is an error (-EMSGSIZE) and the
+ * buffer must then be reset.
+ */
+struct kube_lines {
+	char *buf;
+	size_t len;
+	size_t cap;
+	size_t max;
+};
+
+typedef int (*kube_line_fn)(const char *line, size_t len, void *userdata);
+
+void kube_lines_init(struct kube_lines *l, size_t max);
+void kube_lines_reset(struct kube_lines *l);
+/* Calls fn for every complete line (without the '\n'; empty lines are
+ * skipped). Stops and returns fn's value when it is negative. */
+int kube_lines_feed(struct kube_lines *l, const char *data, size_t len, kube_line_fn fn,
+		    void *userdata);
+
+/* ---- client ------------------------------------------------------------ */
+
+enum kube_kind {
+	KUBE_KIND_SERVICE,
+	KUBE_KIND_ENDPOINTS, /* EndpointSlices or, on old clusters, Endpoints */
+	_KUBE_KIND_MAX,
+};
+
+struct kube_handlers {
+	/* Ownership of svc passes to the handler. */
+	void (*service_upsert)(void *userdata, struct kube_service *svc);
+	void (*service_delete)(void *userdata, const char *ns, const char *name);
+	/* One EndpointSlice (n == 1) or one Endpoints object (n >= 0 slices),
+	 * identified by its own namespace/name. Ownership of the slices and the
+	 * array passes to the handler. */
+	void (*endpoints_upsert)(void *userdata, const char *ns, const char *name,
+				 struct kube_endpoint_slice **slices, size_t n);
+	void (*endpoints_delete)(void *userdata, const char *ns, const char *name);
+	/* A LIST of kind completed (first list, or a relist) and every delete
+	 * it implies was delivered. */
+	void (*synced)(void *userdata, enum kube_kind kind);
+	/* An object failed to decode: it is skipped; the handler logs. */
+	void (*bad_object)(void *userdata, const char *kind, const char *ns, const char *name,
+			   const char *error);
+	/* Connection-level trouble (info for the log; the client retries). */
+	void (*trouble)(void *userdata, const char *what);
+};
+
+struct kube_client;
+
+int kube_client_new(struct sd_event *event, const struct kube_config *config,
+		    const struct kube_handlers *handlers, void *userdata,
+		    struct kube_client **ret);
+struct kube_client *kube_client_free(struct kube_client *c);
+/* Start discovery, then LIST+WATCH of both kinds. */
+int kube_client_start(struct kube_client *c);
+/* Which API the endpoints come from, e.g. "discovery.k8s.io/v1". */
+const char *kube_client_endpoints_api(const struct kube_client *c);
