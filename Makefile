@@ -35,7 +35,7 @@ endif
 
 # Every .c in a module folder is part of the program; agent/main.c is the
 # only one left out of the unit-test link.
-MODULES := lib kube model nft agent
+MODULES := lib kube model nft systemd agent
 SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_SRCS := $(filter-out agent/main.c,$(SRCS))

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * kube-annex: mirror a cluster's Service networking onto a host that is not
+ * a node. One process, one thread, one sd-event loop:
+ *
+ *   API server --(kube/)--> model/ --(dirty Services)--> nft/ --> kernel
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <systemd/sd-event.h>
+
+#include "kube/kube.h"
+#include "lib/log.h"
+#include "model/model.h"
+#include "nft/nft.h"
+#include "systemd/notify.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define DEFAULT_KUBECONFIG "/etc/kube-annex/kubeconfig"
+#define RETRY_MIN_USEC (100 * USEC_PER_MSEC)
+#define RETRY_MAX_USEC (10 * USEC_PER_SEC)
+
+static const char *arg_kubeconfig;
+static const char *arg_context;
+static bool arg_cleanup;
+static bool arg_keep_rules;
+
+struct agent {
+	sd_event *event;
+	struct kube_config *config;
+	struct kube_client *client;
+	struct model *model;
+	struct nft *nft;
+	sd_event_source *sync_source;
+	sd_event_source *retry_source;
+	uint64_t retry_usec;
+	bool synced[_KUBE_KIND_MAX];
+	bool ready;
+	uint64_t start_usec;
+	uint64_t last_sync_usec;
+	unsigned bad_objects;
+};
+
+/* ---- sync -------------------------------------------------------------- */
+
+static int stage_one(const struct model_key *key, const struct model_entry *entry, void *userdata)
+{
+	return nft_stage(userdata, key, entry);
+}
+
+static void schedule_sync(struct agent *a);
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	schedule_sync(userdata);
+	return 0;
+}
+
+static void sync_failed(struct agent *a, int r, const char *error)
+{
+	uint64_t d = a->retry_usec ? a->retry_usec : RETRY_MIN_USEC;
+
+	log_error("Failed to program nftables: %s%s%s", strerror(-r), error ? ": " : "",
+		  error ? error : "");
+	/* The committed copy is gone: rebuild everything on the next try. */
+	nft_reset(a->nft);
+	model_mark_all_dirty(a->model);
+	a->retry_usec = d * 2 > RETRY_MAX_USEC ? RETRY_MAX_USEC : d * 2;
+	a->retry_source = sd_event_source_disable_unref(a->retry_source);
+	if (sd_event_add_time_relative(a->event, &a->retry_source, CLOCK_MONOTONIC, d, 0, on_retry,
+				       a) < 0)
+		log_error("Failed to arm the sync retry timer");
+}
+
+static void report_first_sync(struct agent *a, uint64_t took)
+{
+	struct model_stats ms;
+
+	model_get_stats(a->model, &ms);
+	log_info("Programmed %zu of %zu Services (%zu service ports, %zu endpoints) "
+		 "%.0f ms after start; sync took %.1f ms",
+		 ms.services_proxied, ms.services, ms.entries, ms.endpoints,
+		 (double)(a->last_sync_usec - a->start_usec) / USEC_PER_MSEC,
+		 (double)took / USEC_PER_MSEC);
+	a->ready = true;
+	notify_ready();
+}
+
+static void sync_now(struct agent *a)
+{
+	_cleanup_(freep) char *error = NULL;
+	struct model_stats ms;
+	uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+	int r;
+
+	r = model_flush_changes(a->model, stage_one, a->nft);
+	if (r < 0) {
+		sync_failed(a, r, "staging changes");
+		return;
+	}
+	if (nft_pending(a->nft)) {
+		r = nft_commit(a->nft, &error);
+		if (r < 0) {
+			sync_failed(a, r, error);
+			return;
+		}
+	}
+	a->retry_usec = 0;
+	a->last_sync_usec = now_usec(CLOCK_MONOTONIC);
+	model_get_stats(a->model, &ms);
+	log_debug("Synced in %.2f ms: %zu services proxied, %zu endpoints",
+		  (double)(a->last_sync_usec - t0) / USEC_PER_MSEC, ms.services_proxied,
+		  ms.endpoints);
+	notify_status("%zu services, %zu endpoints programmed", ms.services_proxied,
+		      ms.endpoints);
+	if (!a->ready)
+		report_first_sync(a, a->last_sync_usec - t0);
+}
+
+static int on_sync(sd_event_source *s, void *userdata)
+{
+	struct agent *a = userdata;
+
+	sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	sync_now(a);
+	return 0;
+}
+
+/*
+ * Syncs run at idle priority: every event already readable is folded into
+ * the model first, so a burst becomes one commit without a fixed delay.
+ * Nothing is programmed before both kinds have completed a first list.
+ */
+static void schedule_sync(struct agent *a)
+{
+	if (!a->synced[KUBE_KIND_SERVICE] || !a->synced[KUBE_KIND_ENDPOINTS])
+		return;
+	if (!model_has_dirty(a->model) && a->ready && !nft_pending(a->nft))
+		return;
+	sd_event_source_set_enabled(a->sync_source, SD_EVENT_ONESHOT);
+}
+
+/* ---- API events -------------------------------------------------------- */
+
+static void on_service_upsert(void *userdata, struct kube_service *svc)
+{
+	struct agent *a = userdata;
+	const char *why = model_service_skip_reason(svc);
+
+	if (why)
+		log_debug("Service %s/%s not proxied: %s", svc->namespace, svc->name, why);
+	if (model_service_set(a->model, svc) < 0)
+		log_error("Out of memory storing a Service");
+	schedule_sync(a);
+}
+
+static void on_service_delete(void *userdata, const char *ns, const char *name)
+{
+	struct agent *a = userdata;
+
+	model_service_delete(a->model, ns, name);
+	schedule_sync(a);
+}
+
+static void on_endpoints_upsert(void *userdata, const char *ns, const char *name,
+				struct kube_endpoint_slice **slices, size_t n)
+{
+	struct agent *a = userdata;
+
+	if (model_endpoints_set(a->model, ns, name, slices, n) < 0)
+		log_error("Out of memory storing endpoints %s/%s", ns, name);
+	schedule_sync(a);
+}
+
+static void on_endpoints_delete(void *userdata, const char *ns, const char *name)
+{
+	struct agent *a = userdata;
+
+	model_endpoints_delete(a->model, ns, name);
+	schedule_sync(a);
+}
+
+static void on_synced(void *userdata, enum kube_kind kind)
+{
+	struct agent *a = userdata;
+
+	if (!a->synced[kind])
+		log_info("Initial list of %s complete",
+			 kind == KUBE_KIND_SERVICE ? "Services" : "endpoints");
+	a->synced[kind] = true;
+	schedule_sync(a);
+}
+
+static void on_bad_object(void *userdata, const char *kind, const char *ns, const char *name,
+			  const char *error)
+{
+	struct agent *a = userdata;
+
+	a->bad_objects++;
+	log_warning("Skipping %s %s/%s: %s", kind, ns, name, error);
+}
+
+static void on_trouble(void *userdata, const char *what)
+{
+	log_warning("%s", what);
+}
+
+static const struct kube_handlers handlers = {
+	.service_upsert = on_service_upsert,
+	.service_delete = on_service_delete,
+	.endpoints_upsert = on_endpoints_upsert,
+	.endpoints_delete = on_endpoints_delete,
+	.synced = on_synced,
+	.bad_object = on_bad_object,
+	.trouble = on_trouble,
+};
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static void agent_done(struct agent *a)
+{
+	a->client = kube_client_free(a->client);
+	a->sync_source = sd_event_source_disable_unref(a->sync_source);
+	a->retry_source = sd_event_source_disable_unref(a->retry_source);
+	a->nft = nft_free(a->nft);
+	a->model = model_free(a->model);
+	a->config = kube_config_free(a->config);
+	a->event = sd_event_unref(a->event);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct agent *a = userdata;
+
+	log_info("Received %s, exiting", strsignal((int)si->ssi_signo));
+	notify_stopping();
+	return sd_event_exit(a->event, 0);
+}
+
+static int agent_init(struct agent *a)
+{
+	sigset_t mask;
+	int r;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = sd_event_default(&a->event);
+	if (r < 0)
+		return r;
+	if ((r = sd_event_add_signal(a->event, NULL, SIGTERM, on_signal, a)) < 0 ||
+	    (r = sd_event_add_signal(a->event, NULL, SIGINT, on_signal, a)) < 0)
+		return r;
+	r = sd_event_add_defer(a->event, &a->sync_source, on_sync, a);
+	if (r < 0)
+		return r;
+	sd_event_source_set_priority(a->sync_source, SD_EVENT_PRIORITY_IDLE);
+	sd_event_source_set_enabled(a->sync_source, SD_EVENT_OFF);
+	sd_event_source_set_description(a->sync_source, "sync");
+	if ((r = model_new(&a->model)) < 0 || (r = nft_new(&a->nft)) < 0)
+		return r;
+	return kube_client_new(a->event, a->config, &handlers, a, &a->client);
+}
+
+static int run(struct kube_config *config)
+{
+	struct agent a = { .config = config, .start_usec = now_usec(CLOCK_MONOTONIC) };
+	_cleanup_(freep) char *error = NULL;
+	int r;
+
+	r = agent_init(&a);
+	if (r < 0) {
+		log_error("Failed to initialise: %s", strerror(-r));
+		agent_done(&a);
+		return EXIT_RUNTIME;
+	}
+	log_info("kube-annex %s starting: API server %s (kubeconfig %s, context %s, user %s)",
+		 KUBE_ANNEX_VERSION, config->server, config->path, config->context, config->user);
+	if (config->insecure_skip_tls_verify)
+		log_warning("WARNING: insecure-skip-tls-verify is set in %s: the API server's "
+			    "identity is NOT verified; anyone on the path can feed this host rules",
+			    config->path);
+	notify_status("Connecting to %s", config->server);
+	kube_client_start(a.client);
+	r = sd_event_loop(a.event);
+	if (r < 0)
+		log_error("Event loop failed: %s", strerror(-r));
+	agent_done(&a);
+	if (!arg_keep_rules && nft_cleanup(&error) < 0)
+		log_error("Failed to remove the kube-annex tables: %s", error ? error : "");
+	return r < 0 ? EXIT_RUNTIME : 0;
+}
+
+/* ---- command line ------------------------------------------------------ */
+
+static void help(void)
+{
+	printf("Usage: kube-annex [OPTIONS]\n\n"
+	       "Mirror a Kubernetes cluster's Service networking onto this host:\n"
+	       "ClusterIP:port connections are DNATed to the Services' endpoints.\n\n"
+	       "  --kubeconfig FILE   cluster credentials (default: $KUBECONFIG, then\n"
+	       "                      " DEFAULT_KUBECONFIG ")\n"
+	       "  --context NAME      kubeconfig context (default: current-context)\n"
+	       "  --cleanup           remove everything kube-annex installed, then exit\n"
+	       "  --keep-rules        leave the rules in place on exit (for restarts)\n"
+	       "  -v, --verbose       debug logging\n"
+	       "  --version           print the version\n"
+	       "  -h, --help          this text\n");
+}
+
+static int parse_argv(int argc, char **argv)
+{
+	enum { ARG_KUBECONFIG = 0x100, ARG_CONTEXT, ARG_CLEANUP, ARG_KEEP_RULES, ARG_VERSION };
+	static const struct option options[] = {
+		{ "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
+		{ "context", required_argument, NULL, ARG_CONTEXT },
+		{ "cleanup", no_argument, NULL, ARG_CLEANUP },
+		{ "keep-rules", no_argument, NULL, ARG_KEEP_RULES },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0)
+		switch (c) {
+		case ARG_KUBECONFIG:
+			arg_kubeconfig = optarg;
+			break;
+		case ARG_CONTEXT:
+			arg_context = optarg;
+			break;
+		case ARG_CLEANUP:
+			arg_cleanup = true;
+			break;
+		case ARG_KEEP_RULES:
+			arg_keep_rules = true;
+			break;
+		case 'v':
+			log_set_max_level(LOG_DEBUG);
+			break;
+		case ARG_VERSION:
+			printf("kube-annex %s\n", KUBE_ANNEX_VERSION);
+			return 0;
+		case 'h':
+			help();
+			return 0;
+		default:
+			return -EINVAL;
+		}
+	if (optind < argc) {
+		log_error("Unexpected argument '%s' (see --help)", argv[optind]);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+/* --kubeconfig, else the first file of $KUBECONFIG, else the default. */
+static char *kubeconfig_path(void)
+{
+	const char *env = secure_getenv("KUBECONFIG");
+
+	if (arg_kubeconfig)
+		return strdup(arg_kubeconfig);
+	if (env && *env) {
+		size_t n = strcspn(env, ":");
+
+		if (env[n])
+			log_notice("KUBECONFIG lists several files; using the first, %.*s", (int)n,
+				   env);
+		return strndup(env, n);
+	}
+	return strdup(DEFAULT_KUBECONFIG);
+}
+
+static int do_cleanup(void)
+{
+	_cleanup_(freep) char *error = NULL;
+	int r = nft_cleanup(&error);
+
+	if (r < 0) {
+		log_error("Cleanup failed: %s%s%s", strerror(-r), error ? ": " : "",
+			  error ? error : "");
+		return EXIT_RUNTIME;
+	}
+	log_info("Removed kube-annex's nftables tables (if there were any)");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	_cleanup_(freep) char *path = NULL;
+	_cleanup_(freep) char *error = NULL;
+	struct kube_config *config = NULL;
+	int r;
+
+	r = parse_argv(argc, argv);
+	if (r <= 0)
+		return r < 0 ? EXIT_USAGE : 0;
+	if (arg_cleanup)
+		return do_cleanup();
+	path = kubeconfig_path();
+	if (!path)
+		return EXIT_RUNTIME;
+	r = kube_config_load(path, arg_context, &config, &error);
+	if (r < 0) {
+		log_error("Invalid kubeconfig: %s", error ? error : strerror(-r));
+		return EXIT_USAGE;
+	}
+	return run(config);
+}

@@ -1,0 +1,878 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The API client: discovery, then for each kind a reflector that LISTs
+ * (paginated) and WATCHes from the list's resourceVersion, relisting on
+ * 410 Gone and reconnecting with jittered exponential backoff. Every object
+ * goes through the decoders; what fails to decode is reported and skipped,
+ * never allowed to disturb the rest of the state.
+ */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <sys/random.h>
+#include <systemd/sd-event.h>
+#include <uthash.h>
+
+#include "kube/http.h"
+#include "kube/kube.h"
+#include "lib/log.h"
+
+#define LIST_PAGE_SIZE 500
+#define BACKOFF_MIN_USEC (500 * USEC_PER_MSEC)
+#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+#define ERROR_BODY_MAX 4096u
+#define CONNECT_TIMEOUT_SEC 10L
+/* Ask the server to end each watch after a while so a silently dead
+ * connection cannot keep us stale for long; TCP keepalives cover the rest. */
+#define WATCH_TIMEOUT_MIN_SEC 240
+#define WATCH_TIMEOUT_SPREAD_SEC 120
+
+static inline void cJSON_Deletep(cJSON **j)
+{
+	cJSON_Delete(*j);
+}
+
+enum request_type {
+	REQUEST_DISCOVERY,
+	REQUEST_LIST,
+	REQUEST_WATCH,
+};
+
+enum endpoints_api {
+	API_UNKNOWN,
+	API_SLICES_V1,
+	API_SLICES_V1BETA1,
+	API_ENDPOINTS_V1,
+};
+
+struct kube_client;
+struct reflector;
+
+struct request {
+	struct kube_client *client;
+	struct reflector *reflector; /* NULL for discovery */
+	enum request_type type;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *body; /* list/discovery body, or error body of a watch */
+	size_t body_len;
+	size_t body_max;
+	struct kube_lines lines; /* watch stream */
+	int failure;             /* -errno set by the write callback */
+	char curl_error[CURL_ERROR_SIZE];
+};
+
+struct known {
+	char *key; /* namespace/name */
+	char *resource_version;
+	uint64_t generation; /* list generation that last saw it */
+	UT_hash_handle hh;
+};
+
+struct reflector {
+	struct kube_client *client;
+	enum kube_kind kind;
+	const char *what; /* "Service", "EndpointSlice", "Endpoints" */
+	char *path;
+	struct known *known;
+	uint64_t generation;
+	char *resource_version; /* to watch from; NULL means list first */
+	char *continue_token;
+	bool listing;
+	struct request *request;
+	sd_event_source *retry;
+	uint64_t backoff_usec;
+};
+
+struct kube_client {
+	sd_event *event;
+	const struct kube_config *config;
+	struct kube_handlers handlers;
+	void *userdata;
+	struct http *http;
+	enum endpoints_api api;
+	int discovery_step; /* 0: v1, 1: v1beta1 */
+	struct request *discovery;
+	sd_event_source *discovery_retry;
+	uint64_t discovery_backoff_usec;
+	struct reflector reflectors[_KUBE_KIND_MAX];
+};
+
+static void trouble(struct kube_client *c, const char *fmt, ...) _printf_(2, 3);
+
+static void trouble(struct kube_client *c, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (c->handlers.trouble)
+		c->handlers.trouble(c->userdata, buf);
+	else
+		log_debug("kube: %s", buf);
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static struct request *request_free(struct request *q)
+{
+	if (!q)
+		return NULL;
+	if (q->easy)
+		curl_easy_cleanup(q->easy);
+	curl_slist_free_all(q->headers);
+	kube_lines_reset(&q->lines);
+	free(q->body);
+	free(q);
+	return NULL;
+}
+
+static int append_body(struct request *q, const char *data, size_t len)
+{
+	char *b;
+
+	if (q->body_len + len > q->body_max)
+		return -EMSGSIZE;
+	b = realloc(q->body, q->body_len + len + 1);
+	if (!b)
+		return -ENOMEM;
+	q->body = b;
+	memcpy(q->body + q->body_len, data, len);
+	q->body_len += len;
+	q->body[q->body_len] = 0;
+	return 0;
+}
+
+static int watch_line(const char *line, size_t len, void *userdata);
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct request *q = userdata;
+	size_t len = size * nmemb;
+	long status = 0;
+	int r;
+
+	curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (q->type == REQUEST_WATCH && status == 200)
+		r = kube_lines_feed(&q->lines, data, len, watch_line, q);
+	else
+		r = append_body(q, data, len);
+	if (r < 0) {
+		q->failure = r;
+		return 0; /* abort the transfer */
+	}
+	return len;
+}
+
+static int add_auth(struct kube_client *c, struct request *q)
+{
+	const struct kube_config *cfg = c->config;
+	_cleanup_(freep) char *token = NULL;
+	_cleanup_(freep) char *header = NULL;
+	struct curl_slist *l;
+	int r;
+
+	if (cfg->token_file) {
+		/* Re-read every time: projected tokens are rotated on disk. */
+		r = kube_token_read(cfg->token_file, &token);
+		if (r < 0)
+			return r;
+	} else if (cfg->token) {
+		token = strdup(cfg->token);
+		if (!token)
+			return -ENOMEM;
+	}
+	if (token) {
+		header = strdup_printf("Authorization: Bearer %s", token);
+		if (!header)
+			return -ENOMEM;
+		l = curl_slist_append(q->headers, header);
+		explicit_bzero(header, strlen(header));
+		if (!l)
+			return -ENOMEM;
+		q->headers = l;
+	} else if (cfg->username) {
+		curl_easy_setopt(q->easy, CURLOPT_USERNAME, cfg->username);
+		curl_easy_setopt(q->easy, CURLOPT_PASSWORD, cfg->password ? cfg->password : "");
+	}
+	return 0;
+}
+
+static void set_blob(CURL *easy, CURLoption opt, char *data, size_t len)
+{
+	struct curl_blob blob = { .data = data, .len = len, .flags = CURL_BLOB_COPY };
+
+	curl_easy_setopt(easy, opt, &blob);
+}
+
+static void set_tls(struct kube_client *c, CURL *easy)
+{
+	const struct kube_config *cfg = c->config;
+
+	if (cfg->insecure_skip_tls_verify) {
+		curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if (cfg->ca_data) {
+		set_blob(easy, CURLOPT_CAINFO_BLOB, cfg->ca_data, cfg->ca_data_len);
+	} else if (cfg->ca_file) {
+		curl_easy_setopt(easy, CURLOPT_CAINFO, cfg->ca_file);
+	}
+	if (cfg->cert_data)
+		set_blob(easy, CURLOPT_SSLCERT_BLOB, cfg->cert_data, cfg->cert_data_len);
+	else if (cfg->cert_file)
+		curl_easy_setopt(easy, CURLOPT_SSLCERT, cfg->cert_file);
+	if (cfg->key_data)
+		set_blob(easy, CURLOPT_SSLKEY_BLOB, cfg->key_data, cfg->key_data_len);
+	else if (cfg->key_file)
+		curl_easy_setopt(easy, CURLOPT_SSLKEY, cfg->key_file);
+}
+
+static int request_start(struct kube_client *c, struct reflector *rf, enum request_type type,
+			 const char *url, struct request **ret)
+{
+	struct request *q;
+	struct curl_slist *l;
+	int r;
+
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->client = c;
+	q->reflector = rf;
+	q->type = type;
+	q->body_max = type == REQUEST_WATCH ? ERROR_BODY_MAX : KUBE_MAX_EVENT_SIZE;
+	kube_lines_init(&q->lines, KUBE_MAX_EVENT_SIZE);
+	q->easy = curl_easy_init();
+	l = curl_slist_append(NULL, "Accept: application/json");
+	if (!q->easy || !l) {
+		curl_slist_free_all(l);
+		request_free(q);
+		return -ENOMEM;
+	}
+	q->headers = l;
+	r = add_auth(c, q);
+	if (r < 0) {
+		request_free(q);
+		return r;
+	}
+	curl_easy_setopt(q->easy, CURLOPT_URL, url);
+	curl_easy_setopt(q->easy, CURLOPT_HTTPHEADER, q->headers);
+	curl_easy_setopt(q->easy, CURLOPT_PRIVATE, q);
+	curl_easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(q->easy, CURLOPT_WRITEDATA, q);
+	curl_easy_setopt(q->easy, CURLOPT_ERRORBUFFER, q->curl_error);
+	curl_easy_setopt(q->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(q->easy, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_SEC);
+	curl_easy_setopt(q->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(q->easy, CURLOPT_TCP_KEEPIDLE, 30L);
+	curl_easy_setopt(q->easy, CURLOPT_TCP_KEEPINTVL, 10L);
+	curl_easy_setopt(q->easy, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(q->easy, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(q->easy, CURLOPT_USERAGENT, "kube-annex/" KUBE_ANNEX_VERSION);
+	if (type != REQUEST_WATCH)
+		curl_easy_setopt(q->easy, CURLOPT_TIMEOUT, 120L);
+	set_tls(c, q->easy);
+	r = http_add(c->http, q->easy);
+	if (r < 0) {
+		request_free(q);
+		return r;
+	}
+	*ret = q;
+	return 0;
+}
+
+static void request_cancel(struct kube_client *c, struct request **q)
+{
+	if (!*q)
+		return;
+	http_remove(c->http, (*q)->easy);
+	*q = request_free(*q);
+}
+
+/* The message of a Status object, or the raw body start. */
+static void describe_failure(const struct request *q, CURLcode result, long status, char *buf,
+			     size_t len)
+{
+	_cleanup_(cJSON_Deletep) cJSON *j = NULL;
+	const cJSON *msg;
+
+	if (q->failure == -EMSGSIZE) {
+		snprintf(buf, len, "response larger than %u bytes", KUBE_MAX_EVENT_SIZE);
+		return;
+	}
+	if (result != CURLE_OK && q->failure == 0) {
+		snprintf(buf, len, "%s", q->curl_error[0] ? q->curl_error : curl_easy_strerror(result));
+		return;
+	}
+	if (q->body)
+		j = cJSON_ParseWithLength(q->body, q->body_len);
+	msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+	if (cJSON_IsString(msg))
+		snprintf(buf, len, "HTTP %ld: %s", status, msg->valuestring);
+	else
+		snprintf(buf, len, "HTTP %ld", status);
+}
+
+static uint64_t backoff_next(uint64_t *cur)
+{
+	uint64_t d = *cur ? *cur : BACKOFF_MIN_USEC;
+	uint32_t rnd = 0;
+
+	*cur = d * 2 > BACKOFF_MAX_USEC ? BACKOFF_MAX_USEC : d * 2;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+		rnd = (uint32_t)now_usec(CLOCK_MONOTONIC);
+	/* "Equal jitter": between half and all of the current step. */
+	return d / 2 + (uint64_t)rnd % (d / 2 + 1);
+}
+
+/* ---- reflectors ------------------------------------------------------ */
+
+static void reflector_run(struct reflector *rf);
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	reflector_run(userdata);
+	return 0;
+}
+
+static void reflector_retry_later(struct reflector *rf)
+{
+	struct kube_client *c = rf->client;
+	uint64_t d = backoff_next(&rf->backoff_usec);
+
+	rf->retry = sd_event_source_disable_unref(rf->retry);
+	if (sd_event_add_time_relative(c->event, &rf->retry, CLOCK_MONOTONIC, d, 0, on_retry, rf) <
+	    0)
+		trouble(c, "cannot arm retry timer for %s", rf->what);
+	log_debug("kube: %s: retrying in %.1fs", rf->what, (double)d / USEC_PER_SEC);
+}
+
+static void known_free(struct reflector *rf, struct known *k)
+{
+	HASH_DEL(rf->known, k);
+	free(k->key);
+	free(k->resource_version);
+	free(k);
+}
+
+static int known_note(struct reflector *rf, const char *key, const char *rv, bool *ret_unchanged)
+{
+	struct known *k;
+
+	HASH_FIND_STR(rf->known, key, k);
+	if (!k) {
+		k = calloc(1, sizeof(*k));
+		if (!k || !(k->key = strdup(key))) {
+			free(k);
+			return -ENOMEM;
+		}
+		HASH_ADD_KEYPTR(hh, rf->known, k->key, strlen(k->key), k);
+	}
+	*ret_unchanged = rv && streq_ptr(k->resource_version, rv);
+	if (!*ret_unchanged) {
+		free(k->resource_version);
+		k->resource_version = strdup_or_null(rv);
+	}
+	k->generation = rf->generation;
+	return 0;
+}
+
+static void deliver_delete(struct reflector *rf, const char *ns, const char *name)
+{
+	struct kube_client *c = rf->client;
+
+	if (rf->kind == KUBE_KIND_SERVICE)
+		c->handlers.service_delete(c->userdata, ns, name);
+	else
+		c->handlers.endpoints_delete(c->userdata, ns, name);
+}
+
+static void report_bad(struct reflector *rf, const char *ns, const char *name, const char *error)
+{
+	struct kube_client *c = rf->client;
+
+	if (c->handlers.bad_object)
+		c->handlers.bad_object(c->userdata, rf->what, ns ? ns : "?", name ? name : "?",
+				       error ? error : "cannot decode");
+}
+
+static int decode_endpoints(struct reflector *rf, const cJSON *obj,
+			    struct kube_endpoint_slice ***ret, size_t *ret_n, char **error)
+{
+	struct kube_endpoint_slice *one = NULL, **v;
+	int r;
+
+	if (rf->client->api == API_ENDPOINTS_V1)
+		return kube_endpoints_decode(obj, ret, ret_n, error);
+	r = kube_endpoint_slice_decode(obj, &one, error);
+	if (r < 0)
+		return r;
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		kube_endpoint_slice_free(one);
+		return -ENOMEM;
+	}
+	v[0] = one;
+	*ret = v;
+	*ret_n = 1;
+	return 0;
+}
+
+/* Decode obj and hand it over; a bad object is reported and skipped. */
+static int deliver_upsert(struct reflector *rf, const cJSON *obj, const char *ns,
+			  const char *name)
+{
+	struct kube_client *c = rf->client;
+	_cleanup_(freep) char *error = NULL;
+	int r;
+
+	if (rf->kind == KUBE_KIND_SERVICE) {
+		struct kube_service *svc = NULL;
+
+		r = kube_service_decode(obj, &svc, &error);
+		if (r >= 0)
+			c->handlers.service_upsert(c->userdata, svc);
+	} else {
+		struct kube_endpoint_slice **slices = NULL;
+		size_t n = 0;
+
+		r = decode_endpoints(rf, obj, &slices, &n, &error);
+		if (r >= 0)
+			c->handlers.endpoints_upsert(c->userdata, ns, name, slices, n);
+	}
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		report_bad(rf, ns, name, error);
+	return 0;
+}
+
+static int handle_object(struct reflector *rf, const cJSON *obj, bool deleted)
+{
+	const char *ns = kube_meta_string(obj, "namespace");
+	const char *name = kube_meta_string(obj, "name");
+	const char *rv = kube_meta_string(obj, "resourceVersion");
+	_cleanup_(freep) char *key = NULL;
+	bool unchanged;
+	struct known *k;
+	int r;
+
+	if (!ns || !name) {
+		report_bad(rf, ns, name, "metadata.namespace or metadata.name missing");
+		return 0;
+	}
+	key = strdup_printf("%s/%s", ns, name);
+	if (!key)
+		return -ENOMEM;
+	if (deleted) {
+		HASH_FIND_STR(rf->known, key, k);
+		if (k)
+			known_free(rf, k);
+		deliver_delete(rf, ns, name);
+		return 0;
+	}
+	r = known_note(rf, key, rv, &unchanged);
+	if (r < 0 || unchanged)
+		return r;
+	return deliver_upsert(rf, obj, ns, name);
+}
+
+static void set_string(char **p, const char *v)
+{
+	free(*p);
+	*p = strdup_or_null(v);
+}
+
+static int watch_event(struct reflector *rf, const cJSON *ev)
+{
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(ev, "type");
+	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(ev, "object");
+	const char *t;
+	int r = 0;
+
+	if (!cJSON_IsString(type) || !cJSON_IsObject(obj)) {
+		trouble(rf->client, "%s watch: event without type or object, ignoring", rf->what);
+		return 0;
+	}
+	t = type->valuestring;
+	if (streq(t, "ERROR")) {
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(obj, "code");
+		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(obj, "message");
+
+		trouble(rf->client, "%s watch: error event: %s", rf->what,
+			cJSON_IsString(msg) ? msg->valuestring : "(no message)");
+		/* 410 Gone / "too old resource version": our position is lost. */
+		return cJSON_IsNumber(code) && code->valueint == 410 ? -ESTALE : -EPROTO;
+	}
+	if (streq(t, "ADDED") || streq(t, "MODIFIED"))
+		r = handle_object(rf, obj, false);
+	else if (streq(t, "DELETED"))
+		r = handle_object(rf, obj, true);
+	else if (!streq(t, "BOOKMARK"))
+		return 0;
+	if (r >= 0)
+		set_string(&rf->resource_version, kube_meta_string(obj, "resourceVersion"));
+	return r;
+}
+
+static int watch_line(const char *line, size_t len, void *userdata)
+{
+	struct request *q = userdata;
+	_cleanup_(cJSON_Deletep) cJSON *ev = cJSON_ParseWithLength(line, len);
+
+	if (!ev) {
+		trouble(q->client, "%s watch: undecodable event (%zu bytes), ignoring",
+			q->reflector->what, len);
+		return 0;
+	}
+	/* A successful event means the connection is healthy again. */
+	q->reflector->backoff_usec = 0;
+	return watch_event(q->reflector, ev);
+}
+
+static char *reflector_url(struct reflector *rf, bool watch)
+{
+	struct kube_client *c = rf->client;
+	_cleanup_(freep) char *cont = NULL;
+	char *url;
+
+	if (watch) {
+		uint32_t spread = 0;
+
+		(void)getrandom(&spread, sizeof(spread), GRND_NONBLOCK);
+		return strdup_printf("%s%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s"
+				     "&timeoutSeconds=%u",
+				     c->config->server, rf->path, rf->resource_version,
+				     WATCH_TIMEOUT_MIN_SEC + spread % WATCH_TIMEOUT_SPREAD_SEC);
+	}
+	if (rf->continue_token) {
+		CURL *e = curl_easy_init();
+		char *esc = e ? curl_easy_escape(e, rf->continue_token, 0) : NULL;
+
+		cont = esc ? strdup_printf("&continue=%s", esc) : NULL;
+		curl_free(esc);
+		if (e)
+			curl_easy_cleanup(e);
+		if (!cont)
+			return NULL;
+	}
+	url = strdup_printf("%s%s?limit=%d%s", c->config->server, rf->path, LIST_PAGE_SIZE,
+			    cont ? cont : "");
+	return url;
+}
+
+static void reflector_run(struct reflector *rf)
+{
+	struct kube_client *c = rf->client;
+	_cleanup_(freep) char *url = NULL;
+	bool watch = rf->resource_version && !rf->listing;
+	int r;
+
+	rf->retry = sd_event_source_disable_unref(rf->retry);
+	if (!watch && !rf->listing) {
+		rf->listing = true;
+		rf->generation++;
+		set_string(&rf->continue_token, NULL);
+	}
+	url = reflector_url(rf, watch);
+	r = url ? request_start(c, rf, watch ? REQUEST_WATCH : REQUEST_LIST, url, &rf->request)
+		: -ENOMEM;
+	if (r < 0) {
+		trouble(c, "cannot start %s %s: %s", rf->what, watch ? "watch" : "list",
+			strerror(-r));
+		reflector_retry_later(rf);
+	}
+}
+
+/* Everything not seen by the list that just completed is gone. */
+static void list_complete(struct reflector *rf)
+{
+	struct known *k, *t;
+
+	HASH_ITER(hh, rf->known, k, t) {
+		char *slash;
+
+		if (k->generation == rf->generation)
+			continue;
+		slash = strchr(k->key, '/');
+		*slash = 0;
+		deliver_delete(rf, k->key, slash + 1);
+		*slash = '/';
+		known_free(rf, k);
+	}
+	rf->listing = false;
+	rf->backoff_usec = 0;
+	rf->client->handlers.synced(rf->client->userdata, rf->kind);
+}
+
+static int list_page(struct reflector *rf, struct request *q)
+{
+	_cleanup_(cJSON_Deletep) cJSON *page = NULL;
+	const cJSON *meta, *items, *item, *rv, *cont;
+	int r;
+
+	page = cJSON_ParseWithLength(q->body ? q->body : "", q->body_len);
+	meta = cJSON_GetObjectItemCaseSensitive(page, "metadata");
+	items = cJSON_GetObjectItemCaseSensitive(page, "items");
+	rv = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion");
+	if (!cJSON_IsString(rv) || !(cJSON_IsArray(items) || cJSON_IsNull(items)))
+		return -EBADMSG;
+	cJSON_ArrayForEach(item, items) {
+		r = handle_object(rf, item, false);
+		if (r < 0)
+			return r;
+	}
+	cont = cJSON_GetObjectItemCaseSensitive(meta, "continue");
+	set_string(&rf->continue_token,
+		   cJSON_IsString(cont) && cont->valuestring[0] ? cont->valuestring : NULL);
+	if (!rf->continue_token) {
+		set_string(&rf->resource_version, rv->valuestring);
+		list_complete(rf);
+	}
+	return 0;
+}
+
+static void list_done(struct reflector *rf, struct request *q, CURLcode result, long status)
+{
+	char why[512];
+	int r;
+
+	if (result == CURLE_OK && status == 200) {
+		r = list_page(rf, q);
+		if (r >= 0) {
+			reflector_run(rf); /* next page, or the watch */
+			return;
+		}
+		snprintf(why, sizeof(why), "%s", r == -EBADMSG ? "malformed list" : strerror(-r));
+	} else {
+		describe_failure(q, result, status, why, sizeof(why));
+	}
+	if (status == 410) {
+		/* The continue token expired: start the list over. */
+		rf->listing = false;
+		set_string(&rf->continue_token, NULL);
+	}
+	trouble(rf->client, "listing %s failed: %s", rf->what, why);
+	reflector_retry_later(rf);
+}
+
+static void watch_done(struct reflector *rf, struct request *q, CURLcode result, long status)
+{
+	char why[512];
+
+	if (q->failure == -ESTALE || status == 410) {
+		log_debug("kube: %s watch: resourceVersion expired, relisting", rf->what);
+		set_string(&rf->resource_version, NULL);
+		reflector_run(rf);
+		return;
+	}
+	if (result == CURLE_OK && status == 200 && q->failure == 0) {
+		/* The server ended the watch (timeoutSeconds): carry on. */
+		reflector_run(rf);
+		return;
+	}
+	describe_failure(q, result, status, why, sizeof(why));
+	if (q->failure == -EMSGSIZE || q->failure == -EPROTO)
+		set_string(&rf->resource_version, NULL);
+	trouble(rf->client, "watch of %s ended: %s", rf->what, why);
+	reflector_retry_later(rf);
+}
+
+/* ---- discovery ---------------------------------------------------------- */
+
+static void start_reflectors(struct kube_client *c);
+static void discovery_run(struct kube_client *c);
+
+static int on_discovery_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	discovery_run(userdata);
+	return 0;
+}
+
+static bool serves_endpointslices(const struct request *q)
+{
+	_cleanup_(cJSON_Deletep) cJSON *j = cJSON_ParseWithLength(q->body ? q->body : "", q->body_len);
+	const cJSON *res;
+
+	cJSON_ArrayForEach(res, cJSON_GetObjectItemCaseSensitive(j, "resources")) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(res, "name");
+
+		if (cJSON_IsString(name) && streq(name->valuestring, "endpointslices"))
+			return true;
+	}
+	return false;
+}
+
+static void discovery_done(struct kube_client *c, struct request *q, CURLcode result, long status)
+{
+	char why[512];
+
+	if (result == CURLE_OK && (status == 200 || status == 404)) {
+		if (status == 200 && serves_endpointslices(q))
+			c->api = c->discovery_step == 0 ? API_SLICES_V1 : API_SLICES_V1BETA1;
+		else if (++c->discovery_step < 2) {
+			discovery_run(c);
+			return;
+		} else
+			c->api = API_ENDPOINTS_V1;
+		start_reflectors(c);
+		return;
+	}
+	describe_failure(q, result, status, why, sizeof(why));
+	trouble(c, "API discovery at %s failed: %s", c->config->server, why);
+	c->discovery_retry = sd_event_source_disable_unref(c->discovery_retry);
+	if (sd_event_add_time_relative(c->event, &c->discovery_retry, CLOCK_MONOTONIC,
+				       backoff_next(&c->discovery_backoff_usec), 0,
+				       on_discovery_retry, c) < 0)
+		trouble(c, "cannot arm discovery retry timer");
+}
+
+static void discovery_run(struct kube_client *c)
+{
+	static const char *const paths[] = { "/apis/discovery.k8s.io/v1",
+					     "/apis/discovery.k8s.io/v1beta1" };
+	_cleanup_(freep) char *url = strdup_printf("%s%s", c->config->server,
+						   paths[c->discovery_step]);
+	int r;
+
+	r = url ? request_start(c, NULL, REQUEST_DISCOVERY, url, &c->discovery) : -ENOMEM;
+	if (r < 0)
+		trouble(c, "cannot start API discovery: %s", strerror(-r));
+}
+
+static void on_done(void *priv, CURLcode result)
+{
+	struct request *q = priv;
+	struct kube_client *c = q->client;
+	struct reflector *rf = q->reflector;
+	long status = 0;
+
+	curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (rf)
+		rf->request = NULL;
+	else
+		c->discovery = NULL;
+	switch (q->type) {
+	case REQUEST_DISCOVERY:
+		discovery_done(c, q, result, status);
+		break;
+	case REQUEST_LIST:
+		list_done(rf, q, result, status);
+		break;
+	case REQUEST_WATCH:
+		watch_done(rf, q, result, status);
+		break;
+	}
+	request_free(q);
+}
+
+static void start_reflectors(struct kube_client *c)
+{
+	struct reflector *svc = &c->reflectors[KUBE_KIND_SERVICE];
+	struct reflector *ep = &c->reflectors[KUBE_KIND_ENDPOINTS];
+
+	svc->what = "Service";
+	svc->path = strdup("/api/v1/services");
+	switch (c->api) {
+	case API_SLICES_V1:
+		ep->what = "EndpointSlice";
+		ep->path = strdup("/apis/discovery.k8s.io/v1/endpointslices");
+		break;
+	case API_SLICES_V1BETA1:
+		ep->what = "EndpointSlice";
+		ep->path = strdup("/apis/discovery.k8s.io/v1beta1/endpointslices");
+		break;
+	default:
+		ep->what = "Endpoints";
+		ep->path = strdup("/api/v1/endpoints");
+		break;
+	}
+	log_debug("kube: endpoints from %s", kube_client_endpoints_api(c));
+	for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+		c->reflectors[k].client = c;
+		c->reflectors[k].kind = k;
+		if (!c->reflectors[k].path) {
+			trouble(c, "out of memory");
+			continue;
+		}
+		reflector_run(&c->reflectors[k]);
+	}
+}
+
+const char *kube_client_endpoints_api(const struct kube_client *c)
+{
+	switch (c->api) {
+	case API_SLICES_V1:
+		return "discovery.k8s.io/v1 EndpointSlices";
+	case API_SLICES_V1BETA1:
+		return "discovery.k8s.io/v1beta1 EndpointSlices";
+	case API_ENDPOINTS_V1:
+		return "core/v1 Endpoints";
+	default:
+		return "(not discovered yet)";
+	}
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int kube_client_new(sd_event *event, const struct kube_config *config,
+		    const struct kube_handlers *handlers, void *userdata,
+		    struct kube_client **ret)
+{
+	struct kube_client *c;
+	int r;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -EIO;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->event = sd_event_ref(event);
+	c->config = config;
+	c->handlers = *handlers;
+	c->userdata = userdata;
+	r = http_new(event, on_done, &c->http);
+	if (r < 0) {
+		kube_client_free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+static void reflector_clear(struct kube_client *c, struct reflector *rf)
+{
+	struct known *k, *t;
+
+	request_cancel(c, &rf->request);
+	rf->retry = sd_event_source_disable_unref(rf->retry);
+	HASH_ITER(hh, rf->known, k, t)
+		known_free(rf, k);
+	free(rf->path);
+	free(rf->resource_version);
+	free(rf->continue_token);
+}
+
+struct kube_client *kube_client_free(struct kube_client *c)
+{
+	if (!c)
+		return NULL;
+	for (int k = 0; k < _KUBE_KIND_MAX; k++)
+		reflector_clear(c, &c->reflectors[k]);
+	request_cancel(c, &c->discovery);
+	c->discovery_retry = sd_event_source_disable_unref(c->discovery_retry);
+	http_free(c->http);
+	sd_event_unref(c->event);
+	free(c);
+	curl_global_cleanup();
+	return NULL;
+}
+
+int kube_client_start(struct kube_client *c)
+{
+	c->discovery_step = 0;
+	discovery_run(c);
+	return 0;
+}

@@ -1,0 +1,563 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <uthash.h>
+
+#include "lib/log.h"
+#include "model/model.h"
+
+/*
+ * A "group" is everything known under one Service name: the Service object
+ * (if it exists yet) and the endpoint sources whose service-name points at
+ * it. Slices may arrive before their Service and outlive it, so the group
+ * exists as long as either side does, or as long as it still has entries
+ * the datapath must be told to remove.
+ */
+struct source;
+
+struct group {
+	char *key; /* "namespace/name" */
+	struct kube_service *svc;
+	struct source *sources; /* utlist-style singly linked via next_in_group */
+	struct model_key *keys; /* keys reported at the last flush */
+	size_t n_keys;
+	size_t n_backends;      /* backends reported at the last flush */
+	bool dirty;
+	UT_hash_handle hh;
+};
+
+/* One EndpointSlice or one Endpoints object. */
+struct source {
+	char *key; /* "namespace/name" of the object itself */
+	struct kube_endpoint_slice **slices;
+	size_t n_slices;
+	struct group *group; /* NULL when the slice names no Service */
+	struct source *next_in_group;
+	UT_hash_handle hh;
+};
+
+struct model {
+	struct group *groups;
+	struct source *sources;
+	struct group **dirty;
+	size_t n_dirty;
+	size_t cap_dirty;
+	size_t n_services;
+	size_t n_proxied;
+	size_t n_entries;
+	size_t n_endpoints;
+	uint64_t pending_trigger_usec;
+	uint64_t flushed_trigger_usec;
+};
+
+static char *make_key(const char *ns, const char *name)
+{
+	return strdup_printf("%s/%s", ns, name);
+}
+
+int model_new(struct model **ret)
+{
+	struct model *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	*ret = m;
+	return 0;
+}
+
+static void group_free(struct model *m, struct group *g)
+{
+	HASH_DEL(m->groups, g);
+	kube_service_free(g->svc);
+	free(g->keys);
+	free(g->key);
+	free(g);
+}
+
+static void source_free(struct source *s)
+{
+	kube_endpoint_slices_free(s->slices, s->n_slices);
+	free(s->key);
+	free(s);
+}
+
+struct model *model_free(struct model *m)
+{
+	struct group *g, *gt;
+	struct source *s, *st;
+
+	if (!m)
+		return NULL;
+	HASH_ITER(hh, m->sources, s, st) {
+		HASH_DEL(m->sources, s);
+		source_free(s);
+	}
+	HASH_ITER(hh, m->groups, g, gt)
+		group_free(m, g);
+	free(m->dirty);
+	free(m);
+	return NULL;
+}
+
+static int mark_dirty(struct model *m, struct group *g)
+{
+	if (g->dirty)
+		return 0;
+	if (m->n_dirty == m->cap_dirty) {
+		size_t cap = m->cap_dirty ? m->cap_dirty * 2 : 64;
+		struct group **v = realloc(m->dirty, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		m->dirty = v;
+		m->cap_dirty = cap;
+	}
+	m->dirty[m->n_dirty++] = g;
+	g->dirty = true;
+	return 0;
+}
+
+static struct group *group_get(struct model *m, const char *key, bool create)
+{
+	struct group *g;
+
+	HASH_FIND_STR(m->groups, key, g);
+	if (g || !create)
+		return g;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	g->key = strdup(key);
+	if (!g->key) {
+		free(g);
+		return NULL;
+	}
+	HASH_ADD_KEYPTR(hh, m->groups, g->key, strlen(g->key), g);
+	return g;
+}
+
+/* A group that is clean and empty has nothing left to say: free it. */
+static void group_maybe_free(struct model *m, struct group *g)
+{
+	if (!g->dirty && !g->svc && !g->sources && g->n_keys == 0)
+		group_free(m, g);
+}
+
+int model_service_set(struct model *m, struct kube_service *svc)
+{
+	_cleanup_(freep) char *key = NULL;
+	struct group *g;
+
+	key = make_key(svc->namespace, svc->name);
+	g = key ? group_get(m, key, true) : NULL;
+	if (!g || mark_dirty(m, g) < 0) {
+		kube_service_free(svc);
+		if (g)
+			group_maybe_free(m, g);
+		return -ENOMEM;
+	}
+	if (!g->svc)
+		m->n_services++;
+	kube_service_free(g->svc);
+	g->svc = svc;
+	return 0;
+}
+
+void model_service_delete(struct model *m, const char *ns, const char *name)
+{
+	_cleanup_(freep) char *key = make_key(ns, name);
+	struct group *g;
+
+	if (!key)
+		return;
+	g = group_get(m, key, false);
+	if (!g || !g->svc)
+		return;
+	g->svc = kube_service_free(g->svc);
+	m->n_services--;
+	if (mark_dirty(m, g) < 0)
+		log_debug("model: out of memory marking %s dirty", key);
+}
+
+static void source_unlink(struct model *m, struct source *s)
+{
+	struct source **p;
+	struct group *g = s->group;
+
+	if (!g)
+		return;
+	for (p = &g->sources; *p; p = &(*p)->next_in_group)
+		if (*p == s) {
+			*p = s->next_in_group;
+			break;
+		}
+	s->group = NULL;
+	s->next_in_group = NULL;
+	(void)mark_dirty(m, g);
+}
+
+static void note_trigger(struct model *m, struct kube_endpoint_slice **slices, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (slices[i]->trigger_time_usec > m->pending_trigger_usec)
+			m->pending_trigger_usec = slices[i]->trigger_time_usec;
+}
+
+int model_endpoints_set(struct model *m, const char *ns, const char *name,
+			struct kube_endpoint_slice **slices, size_t n)
+{
+	_cleanup_(freep) char *key = make_key(ns, name);
+	_cleanup_(freep) char *svc_key = NULL;
+	struct source *s;
+	struct group *g = NULL;
+
+	if (!key)
+		goto oom;
+	/* Every slice of one source names the same Service (see kube.h). */
+	if (n > 0 && slices[0]->service_name) {
+		svc_key = make_key(ns, slices[0]->service_name);
+		if (!svc_key || !(g = group_get(m, svc_key, true)))
+			goto oom;
+	}
+	HASH_FIND_STR(m->sources, key, s);
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			goto oom;
+		s->key = TAKE_PTR(key);
+		HASH_ADD_KEYPTR(hh, m->sources, s->key, strlen(s->key), s);
+	} else {
+		source_unlink(m, s);
+		kube_endpoint_slices_free(s->slices, s->n_slices);
+	}
+	s->slices = slices;
+	s->n_slices = n;
+	note_trigger(m, slices, n);
+	if (g) {
+		s->group = g;
+		s->next_in_group = g->sources;
+		g->sources = s;
+		if (mark_dirty(m, g) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+oom:
+	kube_endpoint_slices_free(slices, n);
+	return -ENOMEM;
+}
+
+void model_endpoints_delete(struct model *m, const char *ns, const char *name)
+{
+	_cleanup_(freep) char *key = make_key(ns, name);
+	struct source *s;
+
+	if (!key)
+		return;
+	HASH_FIND_STR(m->sources, key, s);
+	if (!s)
+		return;
+	source_unlink(m, s);
+	HASH_DEL(m->sources, s);
+	source_free(s);
+}
+
+void model_mark_all_dirty(struct model *m)
+{
+	struct group *g, *t;
+
+	HASH_ITER(hh, m->groups, g, t)
+		(void)mark_dirty(m, g);
+}
+
+bool model_has_dirty(const struct model *m)
+{
+	return m->n_dirty > 0;
+}
+
+const char *model_service_skip_reason(const struct kube_service *svc)
+{
+	if (svc->type == KUBE_SERVICE_EXTERNAL_NAME)
+		return "ExternalName Service (DNS only)";
+	if (svc->headless || svc->headless_label)
+		return "headless Service (DNS only)";
+	if (svc->proxy_name)
+		return "label service.kubernetes.io/service-proxy-name hands it to another proxy";
+	if (svc->n_cluster_ips == 0)
+		return "no ClusterIP";
+	return NULL;
+}
+
+/* ---- desired entries ---------------------------------------------------- */
+
+struct entry_list {
+	struct model_entry *v;
+	size_t n;
+	size_t cap;
+};
+
+static void entry_list_clear(struct entry_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].backends);
+	free(l->v);
+	*l = (struct entry_list){ 0 };
+}
+
+static struct model_entry *entry_list_add(struct entry_list *l)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 4;
+		struct model_entry *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		l->v = v;
+		l->cap = cap;
+	}
+	memset(&l->v[l->n], 0, sizeof(l->v[0]));
+	return &l->v[l->n++];
+}
+
+static int backend_cmp(const void *a, const void *b)
+{
+	const struct model_backend *x = a, *y = b;
+	int r;
+
+	if (x->addr.family != y->addr.family)
+		return x->addr.family - y->addr.family;
+	r = memcmp(x->addr.bytes, y->addr.bytes,
+		   x->addr.family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr));
+	if (r)
+		return r;
+	return (int)x->port - (int)y->port;
+}
+
+static const struct kube_endpoint_port *slice_port(const struct kube_endpoint_slice *sl,
+						   const struct kube_service_port *sp)
+{
+	for (size_t i = 0; i < sl->n_ports; i++) {
+		const struct kube_endpoint_port *p = &sl->ports[i];
+
+		if (p->port != 0 && p->protocol == sp->protocol && streq(p->name, sp->name))
+			return p;
+	}
+	return NULL;
+}
+
+/*
+ * Usable endpoints for one Service port in one family: the ready ones or,
+ * when none is ready, the serving-and-terminating ones (kube-proxy's
+ * fallback, so a rolling update does not black-hole the Service).
+ */
+static int collect_backends(const struct group *g, const struct kube_service_port *sp, int family,
+			    bool terminating, struct model_entry *e)
+{
+	for (const struct source *s = g->sources; s; s = s->next_in_group)
+		for (size_t i = 0; i < s->n_slices; i++) {
+			const struct kube_endpoint_slice *sl = s->slices[i];
+			const struct kube_endpoint_port *p;
+
+			if (sl->family != family || !(p = slice_port(sl, sp)))
+				continue;
+			for (size_t j = 0; j < sl->n_endpoints; j++) {
+				const struct kube_endpoint *ep = &sl->endpoints[j];
+				bool use = terminating ? ep->serving && ep->terminating : ep->ready;
+				struct model_backend *v;
+
+				if (!use)
+					continue;
+				v = realloc(e->backends, (e->n_backends + 1) * sizeof(*v));
+				if (!v)
+					return -ENOMEM;
+				e->backends = v;
+				v[e->n_backends++] = (struct model_backend){ .addr = ep->addr,
+									     .port = p->port };
+			}
+		}
+	return 0;
+}
+
+static void dedup_backends(struct model_entry *e)
+{
+	size_t o = 0;
+
+	if (e->n_backends < 2)
+		return;
+	qsort(e->backends, e->n_backends, sizeof(e->backends[0]), backend_cmp);
+	for (size_t i = 0; i < e->n_backends; i++)
+		if (o == 0 || backend_cmp(&e->backends[o - 1], &e->backends[i]) != 0)
+			e->backends[o++] = e->backends[i];
+	e->n_backends = o;
+}
+
+static int fill_entry(const struct group *g, const struct kube_service_port *sp,
+		      const struct kube_ip *vip, struct model_entry *e)
+{
+	const struct kube_service *svc = g->svc;
+	int r;
+
+	e->vip = *vip;
+	e->protocol = sp->protocol;
+	e->port = sp->port;
+	if (sp->name[0])
+		snprintf(e->comment, sizeof(e->comment), "%s:%s", g->key, sp->name);
+	else
+		snprintf(e->comment, sizeof(e->comment), "%s:%u", g->key, sp->port);
+	if (svc->internal_traffic_local) {
+		/* An off-cluster host never has node-local endpoints. */
+		e->verdict = MODEL_DROP;
+		return 0;
+	}
+	r = collect_backends(g, sp, vip->family, false, e);
+	if (r >= 0 && e->n_backends == 0)
+		r = collect_backends(g, sp, vip->family, true, e);
+	if (r < 0)
+		return r;
+	dedup_backends(e);
+	e->verdict = e->n_backends > 0 ? MODEL_FORWARD : MODEL_REJECT;
+	if (svc->affinity_client_ip)
+		e->affinity_timeout_sec = svc->affinity_timeout_sec;
+	return 0;
+}
+
+static int group_entries(const struct group *g, struct entry_list *out)
+{
+	const struct kube_service *svc = g->svc;
+
+	if (!svc || model_service_skip_reason(svc))
+		return 0;
+	for (size_t i = 0; i < svc->n_cluster_ips; i++)
+		for (size_t j = 0; j < svc->n_ports; j++) {
+			struct model_entry *e = entry_list_add(out);
+			int r;
+
+			if (!e)
+				return -ENOMEM;
+			r = fill_entry(g, &svc->ports[j], &svc->cluster_ips[i], e);
+			if (r < 0)
+				return r;
+		}
+	return 0;
+}
+
+static bool key_equal(const struct model_key *k, const struct model_entry *e)
+{
+	return k->protocol == e->protocol && k->port == e->port && kube_ip_equal(&k->vip, &e->vip);
+}
+
+static bool key_in(const struct model_key *k, const struct entry_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (key_equal(k, &l->v[i]))
+			return true;
+	return false;
+}
+
+static size_t count_backends(const struct entry_list *l)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		n += l->v[i].n_backends;
+	return n;
+}
+
+/* Remember what was reported for g, so the next flush can say what went away. */
+static int group_commit(struct model *m, struct group *g, const struct entry_list *l)
+{
+	struct model_key *keys = NULL;
+
+	if (l->n > 0) {
+		keys = calloc(l->n, sizeof(*keys));
+		if (!keys)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < l->n; i++)
+		keys[i] = (struct model_key){ l->v[i].vip, l->v[i].protocol, l->v[i].port };
+	m->n_entries += l->n - g->n_keys;
+	m->n_proxied += (l->n > 0) - (g->n_keys > 0);
+	m->n_endpoints += count_backends(l) - g->n_backends;
+	free(g->keys);
+	g->keys = keys;
+	g->n_keys = l->n;
+	g->n_backends = count_backends(l);
+	return 0;
+}
+
+static int emit_removals(const struct group *g, const struct entry_list *l, model_change_fn fn,
+			 void *userdata)
+{
+	for (size_t i = 0; i < g->n_keys; i++) {
+		int r;
+
+		if (key_in(&g->keys[i], l))
+			continue;
+		r = fn(&g->keys[i], NULL, userdata);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int emit_entries(const struct entry_list *l, model_change_fn fn, void *userdata)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const struct model_entry *e = &l->v[i];
+		struct model_key k = { e->vip, e->protocol, e->port };
+		int r = fn(&k, e, userdata);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * Removals of every dirty group go out before any addition, so a VIP that
+ * moves from a deleted Service to a new one in the same flush ends up
+ * pointing at the new one.
+ */
+int model_flush_changes(struct model *m, model_change_fn fn, void *userdata)
+{
+	size_t n = m->n_dirty;
+	struct entry_list *lists;
+	int r = 0;
+
+	if (n == 0)
+		return 0;
+	lists = calloc(n, sizeof(*lists));
+	if (!lists)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = group_entries(m->dirty[i], &lists[i]);
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = emit_removals(m->dirty[i], &lists[i], fn, userdata);
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = emit_entries(&lists[i], fn, userdata);
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = group_commit(m, m->dirty[i], &lists[i]);
+	if (r >= 0) {
+		for (size_t i = 0; i < n; i++) {
+			m->dirty[i]->dirty = false;
+			group_maybe_free(m, m->dirty[i]);
+		}
+		m->n_dirty = 0;
+		m->flushed_trigger_usec = m->pending_trigger_usec;
+		m->pending_trigger_usec = 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		entry_list_clear(&lists[i]);
+	free(lists);
+	return r;
+}
+
+void model_get_stats(const struct model *m, struct model_stats *ret)
+{
+	*ret = (struct model_stats){
+		.services = m->n_services,
+		.services_proxied = m->n_proxied,
+		.entries = m->n_entries,
+		.endpoints = m->n_endpoints,
+		.newest_trigger_usec = m->flushed_trigger_usec,
+	};
+}
