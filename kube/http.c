@@ -114,7 +114,7 @@ int http_new(sd_event *event, http_done_fn done, struct http **ret)
 		http_free(h);
 		return -ENOMEM;
 	}
-	r = sd_event_add_time_relative(event, &h->timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
+	r = sd_event_add_time(event, &h->timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
 				       on_timer, h);
 	if (r < 0) {
 		http_free(h);

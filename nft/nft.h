@@ -19,10 +19,27 @@
  *                  . th dport . numgen random mod 3 map @backends-3 }
  *     chain nat-output { type nat hook output priority dstnat;
  *                        ip daddr . meta l4proto . th dport vmap @service-ips }
+ *     map no-endpoint-services { type ipv4_addr . inet_proto . inet_service
+ *                                : verdict }
+ *         element: 10.96.5.6 . tcp . 80 comment "shop/db:sql" : goto reject-chain
+ *                  (MODEL_REJECT, or MODEL_FORWARD without backends; MODEL_DROP
+ *                  gives ": drop")
+ *     set cluster-ips { type ipv4_addr }       every VIP with a key
+ *     chain reject-chain { reject }
+ *     chain filter-output { type filter hook output priority filter;
+ *         ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-services
+ *         ct state new ip daddr @cluster-ips reject }
  *   }
  *
+ * plus nat-prerouting and filter-forward with the same rules when the host
+ * is a gateway (nft_set_gateway).
+ *
  * Services are grouped by endpoint count N: one chain and one map per
- * distinct N, not per Service, which keeps kernel commits small.
+ * distinct N, not per Service, which keeps kernel commits small. A backend
+ * keeps its slot (numgen value) while N stays the same, so replacing one
+ * endpoint is one element deleted and one added. A group no key uses any
+ * more is deleted by a later commit, at least a second after (older kernels
+ * release the chain late), in a transaction of its own.
  */
 
 #include "model/model.h"
@@ -35,6 +52,10 @@ struct nft *nft_free(struct nft *n);
 /*
  * Stage the desired state of one key: entry NULL removes it. Nothing is sent
  * until nft_commit(). Staging the same state as committed costs nothing.
+ * A key or entry the datapath cannot program is refused and leaves what was
+ * staged for that key alone: -EAFNOSUPPORT, -EPROTONOSUPPORT (not TCP, UDP
+ * or SCTP), -EINVAL (port 0, unknown verdict, a backend of the other family
+ * or with port 0), -E2BIG (more than 65536 backends). Log it and go on.
  */
 int nft_stage(struct nft *n, const struct model_key *key, const struct model_entry *entry);
 
@@ -47,10 +68,22 @@ int nft_stage(struct nft *n, const struct model_key *key, const struct model_ent
  * everything again (model_mark_all_dirty) and retry.
  */
 int nft_commit(struct nft *n, char **ret_error);
+/* Something is staged, or the tables must be (re)built. Deleting unused
+ * groups never makes a commit pending: it waits for the next one. */
 bool nft_pending(const struct nft *n);
 
 /* Forget the committed copy; the next commit rebuilds the tables. */
 void nft_reset(struct nft *n);
+
+/*
+ * Also DNAT and reject traffic routed through this host (chains
+ * nat-prerouting and filter-forward), for a host that is the gateway to the
+ * Services for others. Off by default: every base chain that looks up
+ * service-ips makes the kernel re-validate all of its elements whenever a
+ * Service is added or changes its endpoint count. Changing it resets
+ * (nft_reset): stage everything again.
+ */
+void nft_set_gateway(struct nft *n, bool gateway);
 
 /* Delete both tables if present. Idempotent; needs no other state. */
 int nft_cleanup(char **ret_error);
@@ -59,7 +92,8 @@ struct nft_stats {
 	size_t entries;      /* keys committed */
 	size_t backends;     /* backend elements committed */
 	size_t groups;       /* distinct endpoint counts with a chain and map */
-	uint64_t commits;
-	uint64_t messages_last; /* netlink messages in the last commit */
+	uint64_t commits;       /* nft_commit() batches the kernel took */
+	uint64_t messages_last; /* netlink messages the last nft_commit() sent,
+				 * batch begin/end included; 0: nothing to do */
 };
 void nft_get_stats(const struct nft *n, struct nft_stats *ret);

@@ -22,9 +22,6 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 
 say "Bringing up etcd, kube-apiserver and kube-controller-manager (Kubernetes 1.20, built from Debian's source package)"
 ka_env_up
-ka_pod_start pod1 8080
-ka_pod_start pod2 8080 80 443
-ka_pod_start pod3 80 443
 
 say "Applying example Services (selector-less, hand-made Endpoints)"
 ka_kubectl apply -f "$top/deploy/examples/demo.yaml"

@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "lib/util.h"
 #include "model/model.h"
 
 /* ---- builders ------------------------------------------------------------ */

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Private to nft/: shared between nft.c (committed copy, diffing),
+ * ruleset.c (what the objects and elements look like on the wire) and
+ * netlink.c (batches, the socket, acknowledgements).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util.h"
+#include "model/model.h"
+
+struct mnl_socket;
+struct nlmsghdr;
+
+#define NFT_TABLE_NAME "kube-annex"
+#define NFT_TABLE_COMMENT "rules for kube-annex"
+
+/* Bound on one key's backends: numgen and the element count stay sane. */
+#define NFT_MAX_BACKENDS 65536u
+
+enum nft_family {
+	NFT_FAMILY_IP,
+	NFT_FAMILY_IP6,
+	_NFT_FAMILY_MAX,
+};
+
+/* The element-bearing sets and maps of one table. */
+enum nft_set_kind {
+	NFT_SET_SERVICES,     /* service-ips: VIP . proto . port : goto lb-N */
+	NFT_SET_NO_ENDPOINTS, /* no-endpoint-services: ... : goto reject-chain | drop */
+	NFT_SET_CLUSTER_IPS,  /* cluster-ips: VIP */
+	NFT_SET_BACKENDS,     /* backends-N: VIP . proto . port . i : addr . port */
+	_NFT_SET_KIND_MAX,
+};
+
+enum nft_kind {
+	NFT_KIND_NONE,    /* not present */
+	NFT_KIND_FORWARD, /* load-balance over n_backends > 0 */
+	NFT_KIND_REJECT,
+	NFT_KIND_DROP,
+};
+
+/* A VIP . protocol . port; memcmp()-able (no padding), used as hash key. */
+struct nft_key {
+	uint8_t family;   /* enum nft_family */
+	uint8_t protocol; /* IPPROTO_TCP / UDP / SCTP */
+	uint16_t port;    /* host order */
+	uint8_t addr[16]; /* 4 significant bytes for ip, rest zero */
+};
+
+/* One element to add or delete; pointers stay valid for the whole commit. */
+struct nft_elem {
+	const struct nft_key *key;
+	uint32_t index;                      /* backends-N: slot */
+	const struct model_backend *backend; /* backends-N: value (adds) */
+	enum nft_kind kind;                  /* services/no-endpoints: value */
+	uint32_t n;                          /* NFT_KIND_FORWARD: goto lb-n */
+	const char *comment;                 /* element comment, or NULL */
+};
+
+/* ---- netlink.c ---------------------------------------------------------- */
+
+/* What one message of a batch does, to say which operation failed. */
+struct nft_msg_info {
+	uint16_t type;               /* NFT_MSG_* */
+	uint8_t family;              /* enum nft_family */
+	uint8_t set_kind;            /* element messages: enum nft_set_kind */
+	uint32_t n;                  /* backends-N / lb-N, 0 otherwise */
+	char object[32];             /* chain or set name, "" for the table */
+	const struct nft_elem *elems; /* element messages: first element */
+	size_t n_elems;
+	const struct nlmsghdr *nlh;  /* the message as sent (set by netlink.c) */
+	bool acked;
+	int error;                   /* 0 or -errno */
+	char *extack;                /* kernel's message, or NULL */
+	uint32_t bad_offset;         /* NLMSGERR_ATTR_OFFS, 0 when absent */
+};
+
+struct nft_batch;
+
+int nft_socket_open(struct mnl_socket **ret);
+void nft_socket_close(struct mnl_socket *nl);
+
+int nft_batch_new(uint32_t first_seq, struct nft_batch **ret);
+struct nft_batch *nft_batch_free(struct nft_batch *b);
+
+/*
+ * Start a message of the batch; returns its header (payload follows) or
+ * NULL on allocation failure. Finish it with nft_batch_msg_end(), which
+ * records info for error reporting.
+ */
+struct nlmsghdr *nft_batch_msg_start(struct nft_batch *b, uint16_t type, enum nft_family family,
+				     uint16_t flags);
+int nft_batch_msg_end(struct nft_batch *b, const struct nft_msg_info *info);
+size_t nft_batch_count(const struct nft_batch *b);
+/* Sequence number following the last one the batch used. */
+uint32_t nft_batch_next_seq(const struct nft_batch *b);
+
+/*
+ * Close the batch, send it in one sendmsg() and collect every
+ * acknowledgement. 0 when the kernel committed it; otherwise -errno and,
+ * when ret_error is non-NULL, a message naming the failed operation.
+ */
+int nft_batch_send(struct nft_batch *b, struct mnl_socket *nl, char **ret_error);
+
+/* ---- ruleset.c ---------------------------------------------------------- */
+
+int nft_family_nfproto(enum nft_family f);
+const char *nft_family_name(enum nft_family f);
+const char *nft_set_kind_name(enum nft_set_kind kind);
+
+/* Ensure the table exists, delete it, and create it again (empty). */
+int nft_rs_table_replace(struct nft_batch *b, enum nft_family f);
+/* Delete the table whether or not it exists. */
+int nft_rs_table_delete(struct nft_batch *b, enum nft_family f);
+/* Fixed sets, maps, chains and rules (after nft_rs_table_replace); the
+ * prerouting and forward chains only for a gateway. */
+int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway);
+/* Map backends-N and chain lb-N with its dnat rule. */
+int nft_rs_group_add(struct nft_batch *b, enum nft_family f, uint32_t n);
+int nft_rs_group_delete(struct nft_batch *b, enum nft_family f, uint32_t n);
+/* As many NEWSETELEM / DELSETELEM messages as the elements need. */
+int nft_rs_elems(struct nft_batch *b, enum nft_family f, enum nft_set_kind kind, uint32_t n,
+		 bool del, const struct nft_elem *elems, size_t count);
+
+/* Describe a failed message; elem_index < info->n_elems names one element. */
+void nft_rs_describe(const struct nft_msg_info *info, size_t elem_index, char *buf, size_t len);
+/* Which element of an element message holds byte offset off, or SIZE_MAX. */
+size_t nft_rs_elem_at(const struct nlmsghdr *nlh, uint32_t off);

@@ -1,0 +1,987 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The committed copy and the diff.
+ *
+ * Every key (VIP . protocol . port) has a record holding what is committed
+ * for it and, while staged, what is desired. A commit walks only the staged
+ * records, turns each difference into element deletes and adds on the sets
+ * it touches (service-ips, no-endpoint-services, cluster-ips, backends-N),
+ * creates the chain and map of any endpoint count N newly in use, and sends
+ * all of it as one transaction. Only after the kernel has acknowledged every
+ * message does the desired state become the committed one.
+ *
+ * Backends keep their slot (the numgen value that picks them) while the
+ * endpoint count stays the same, so one endpoint replaced is one element
+ * deleted and one added, whatever the model's order.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <time.h>
+
+#include <uthash.h>
+#include <utlist.h>
+
+#include "lib/log.h"
+#include "nft/nft-private.h"
+#include "nft/nft.h"
+
+/*
+ * A group (chain lb-N and map backends-N) that no key uses any more is
+ * deleted by a later commit, at least this long after the one that emptied
+ * it, in a transaction of its own: before Linux 6.2 a chain's use count
+ * drops only some time after the last map element pointing at it is gone,
+ * and deleting the chain earlier fails with EBUSY.
+ */
+#define GROUP_GC_DELAY_USEC (1 * USEC_PER_SEC)
+
+struct state {
+	enum nft_kind kind;
+	char *comment; /* sanitized, "" when none */
+	struct model_backend *backends; /* slot i is picked by numgen value i */
+	uint32_t n_backends;
+	uint32_t affinity_timeout_sec; /* kept for session affinity; unused yet */
+};
+
+struct record {
+	struct nft_key key;
+	struct state committed;
+	struct state *desired; /* non-NULL while staged */
+	struct record *prev, *next; /* staged list */
+	UT_hash_handle hh;
+};
+
+/* A VIP with at least one committed key: an element of cluster-ips. */
+struct vip {
+	struct nft_key key; /* protocol and port zero */
+	uint32_t refs;
+	int32_t delta;
+	bool touched;
+	struct vip *next_touched;
+	UT_hash_handle hh;
+};
+
+struct elem_list {
+	struct nft_elem *del;
+	size_t n_del, cap_del;
+	struct nft_elem *add;
+	size_t n_add, cap_add;
+};
+
+struct group_key {
+	uint32_t family;
+	uint32_t n;
+};
+
+/* Keys with n backends share chain lb-n and map backends-n. */
+struct group {
+	struct group_key key;
+	uint32_t users;
+	int64_t delta;
+	bool in_kernel;
+	bool create;           /* created by the batch being built */
+	uint64_t empty_since;  /* CLOCK_MONOTONIC usec, 0 while used */
+	struct elem_list elems; /* backends-n changes of the batch being built */
+	bool touched;
+	struct group *next_touched;
+	UT_hash_handle hh;
+};
+
+struct nft {
+	struct mnl_socket *nl;
+	uint32_t seq;
+	bool fresh; /* next commit replaces the tables */
+	bool gateway;
+
+	struct record *records; /* by key */
+	struct record *staged;
+	struct vip *vips;
+	struct group *groups;
+
+	/* the batch being built */
+	struct elem_list sets[_NFT_FAMILY_MAX][NFT_SET_BACKENDS];
+	struct vip *touched_vips;
+	struct group *touched_groups;
+
+	size_t n_entries;
+	size_t n_backends;
+	size_t n_groups;
+	uint64_t commits;
+	uint64_t messages_last;
+};
+
+/* ---- states ------------------------------------------------------------- */
+
+static void state_done(struct state *s)
+{
+	free(s->comment);
+	free(s->backends);
+	*s = (struct state){};
+}
+
+static struct state *state_free(struct state *s)
+{
+	if (s) {
+		state_done(s);
+		free(s);
+	}
+	return NULL;
+}
+
+static inline void state_freep(struct state **s)
+{
+	state_free(*s);
+}
+
+/* Comments are printed inside double quotes by nft; keep the listing
+ * parseable whatever the API server sent. */
+static char *comment_dup(const char *s)
+{
+	size_t len = strnlen(s, MODEL_COMMENT_MAX - 1);
+	char *c = malloc(len + 1);
+
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		c[i] = (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') ? '_' : (char)ch;
+	}
+	c[len] = 0;
+	return c;
+}
+
+static int backend_cmp(const void *a, const void *b)
+{
+	const struct model_backend *x = a, *y = b;
+	int r;
+
+	if (x->addr.family != y->addr.family)
+		return x->addr.family < y->addr.family ? -1 : 1;
+	r = memcmp(x->addr.bytes, y->addr.bytes, sizeof(x->addr.bytes));
+	if (r)
+		return r;
+	return (int)x->port - (int)y->port;
+}
+
+static int family_of(int af, enum nft_family *ret)
+{
+	switch (af) {
+	case AF_INET:
+		*ret = NFT_FAMILY_IP;
+		return 0;
+	case AF_INET6:
+		*ret = NFT_FAMILY_IP6;
+		return 0;
+	default:
+		return -EAFNOSUPPORT;
+	}
+}
+
+static int backends_copy(const struct nft_key *key, const struct model_entry *e,
+			 struct state *s)
+{
+	if (e->n_backends > NFT_MAX_BACKENDS)
+		return -E2BIG;
+	s->backends = calloc(e->n_backends, sizeof(*s->backends));
+	if (!s->backends)
+		return -ENOMEM;
+	for (size_t i = 0; i < e->n_backends; i++) {
+		const struct model_backend *from = &e->backends[i];
+		struct model_backend *to = &s->backends[i];
+		enum nft_family f;
+
+		if (family_of(from->addr.family, &f) < 0 || f != key->family || from->port == 0)
+			return -EINVAL;
+		/* Only the address's own bytes: the rest stays zero, so
+		 * backends compare with memcmp. */
+		to->addr.family = from->addr.family;
+		memcpy(to->addr.bytes, from->addr.bytes, f == NFT_FAMILY_IP ? 4 : 16);
+		to->port = from->port;
+	}
+	s->n_backends = (uint32_t)e->n_backends;
+	return 0;
+}
+
+static int state_from_entry(const struct nft_key *key, const struct model_entry *e,
+			    struct state *s)
+{
+	switch (e->verdict) {
+	case MODEL_FORWARD:
+		/* Nothing to forward to: fail fast instead. */
+		s->kind = e->n_backends > 0 ? NFT_KIND_FORWARD : NFT_KIND_REJECT;
+		break;
+	case MODEL_REJECT:
+		s->kind = NFT_KIND_REJECT;
+		break;
+	case MODEL_DROP:
+		s->kind = NFT_KIND_DROP;
+		break;
+	default:
+		return -EINVAL;
+	}
+	s->comment = comment_dup(e->comment);
+	if (!s->comment)
+		return -ENOMEM;
+	s->affinity_timeout_sec = e->affinity_timeout_sec;
+	if (s->kind == NFT_KIND_FORWARD)
+		return backends_copy(key, e, s);
+	return 0;
+}
+
+/* Session affinity is not programmed yet, so it does not make a state
+ * differ. */
+static bool state_equal(const struct state *a, const struct state *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind == NFT_KIND_NONE)
+		return true;
+	if (!streq(a->comment, b->comment) || a->n_backends != b->n_backends)
+		return false;
+	for (uint32_t i = 0; i < a->n_backends; i++)
+		if (backend_cmp(&a->backends[i], &b->backends[i]) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Reorder desired's backends so that every backend also committed keeps its
+ * slot; new ones fill the slots of those that left. Only when the endpoint
+ * count does not change: otherwise everything moves to another map anyway.
+ */
+static int keep_slots(const struct state *committed, struct state *desired)
+{
+	_cleanup_(freep) struct model_backend *sorted = NULL;
+	_cleanup_(freep) bool *used = NULL, *kept = NULL;
+	uint32_t n = desired->n_backends, next = 0;
+
+	if (committed->kind != NFT_KIND_FORWARD || desired->kind != NFT_KIND_FORWARD ||
+	    committed->n_backends != n)
+		return 0;
+	sorted = malloc(n * sizeof(*sorted));
+	used = calloc(n, sizeof(*used));
+	kept = calloc(n, sizeof(*kept));
+	if (!sorted || !used || !kept)
+		return -ENOMEM;
+	memcpy(sorted, desired->backends, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), backend_cmp);
+
+	for (uint32_t i = 0; i < n; i++) {
+		const struct model_backend *p;
+
+		p = bsearch(&committed->backends[i], sorted, n, sizeof(*sorted), backend_cmp);
+		if (p && !used[p - sorted]) {
+			used[p - sorted] = true;
+			kept[i] = true;
+			desired->backends[i] = *p;
+		}
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (kept[i])
+			continue;
+		while (used[next])
+			next++;
+		used[next] = true;
+		desired->backends[i] = sorted[next];
+	}
+	return 0;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static int key_from_model(const struct model_key *mk, struct nft_key *ret)
+{
+	struct nft_key k = {};
+	enum nft_family f;
+	int r;
+
+	r = family_of(mk->vip.family, &f);
+	if (r < 0)
+		return r;
+	switch (mk->protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP:
+		break;
+	default:
+		return -EPROTONOSUPPORT;
+	}
+	if (mk->port == 0)
+		return -EINVAL;
+	k.family = (uint8_t)f;
+	k.protocol = (uint8_t)mk->protocol;
+	k.port = mk->port;
+	memcpy(k.addr, mk->vip.bytes, f == NFT_FAMILY_IP ? 4 : 16);
+	*ret = k;
+	return 0;
+}
+
+static void record_unstage(struct nft *n, struct record *rec)
+{
+	if (!rec->desired)
+		return;
+	rec->desired = state_free(rec->desired);
+	DL_DELETE(n->staged, rec);
+}
+
+/* A record that is neither committed nor staged has no reason to exist. */
+static void record_drop_if_unused(struct nft *n, struct record *rec)
+{
+	if (rec->desired || rec->committed.kind != NFT_KIND_NONE)
+		return;
+	HASH_DEL(n->records, rec);
+	state_done(&rec->committed);
+	free(rec);
+}
+
+int nft_stage(struct nft *n, const struct model_key *mkey, const struct model_entry *entry)
+{
+	_cleanup_(state_freep) struct state *desired = NULL;
+	struct record *rec;
+	struct nft_key key;
+	int r;
+
+	r = key_from_model(mkey, &key);
+	if (r < 0)
+		return r;
+	desired = calloc(1, sizeof(*desired));
+	if (!desired)
+		return -ENOMEM;
+	if (entry) {
+		r = state_from_entry(&key, entry, desired);
+		if (r < 0)
+			return r;
+	}
+
+	HASH_FIND(hh, n->records, &key, sizeof(key), rec);
+	if (!rec) {
+		if (desired->kind == NFT_KIND_NONE)
+			return 0;
+		rec = calloc(1, sizeof(*rec));
+		if (!rec)
+			return -ENOMEM;
+		rec->key = key;
+		HASH_ADD(hh, n->records, key, sizeof(rec->key), rec);
+	}
+	r = keep_slots(&rec->committed, desired);
+	if (r < 0)
+		return r;
+
+	if (state_equal(&rec->committed, desired)) {
+		record_unstage(n, rec);
+		record_drop_if_unused(n, rec);
+		return 0;
+	}
+	if (rec->desired)
+		state_free(rec->desired);
+	else
+		DL_APPEND(n->staged, rec);
+	rec->desired = TAKE_PTR(desired);
+	return 0;
+}
+
+/* ---- planning a batch --------------------------------------------------- */
+
+static struct nft_elem *elem_push(struct nft_elem **v, size_t *len, size_t *cap)
+{
+	if (*len == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		struct nft_elem *p = reallocarray(*v, c, sizeof(**v));
+
+		if (!p)
+			return NULL;
+		*v = p;
+		*cap = c;
+	}
+	(*v)[*len] = (struct nft_elem){};
+	return &(*v)[(*len)++];
+}
+
+static struct nft_elem *list_del(struct elem_list *l)
+{
+	return elem_push(&l->del, &l->n_del, &l->cap_del);
+}
+
+static struct nft_elem *list_add(struct elem_list *l)
+{
+	return elem_push(&l->add, &l->n_add, &l->cap_add);
+}
+
+static void list_free(struct elem_list *l)
+{
+	free(l->del);
+	free(l->add);
+	*l = (struct elem_list){};
+}
+
+static struct group *group_get(struct nft *n, enum nft_family f, uint32_t count)
+{
+	struct group_key key = { .family = f, .n = count };
+	struct group *g;
+
+	HASH_FIND(hh, n->groups, &key, sizeof(key), g);
+	if (!g) {
+		g = calloc(1, sizeof(*g));
+		if (!g)
+			return NULL;
+		g->key = key;
+		HASH_ADD(hh, n->groups, key, sizeof(g->key), g);
+	}
+	if (!g->touched) {
+		g->touched = true;
+		LL_PREPEND2(n->touched_groups, g, next_touched);
+	}
+	return g;
+}
+
+static int vip_touch(struct nft *n, const struct nft_key *key, int32_t delta)
+{
+	struct nft_key vkey = { .family = key->family };
+	struct vip *v;
+
+	memcpy(vkey.addr, key->addr, sizeof(vkey.addr));
+	HASH_FIND(hh, n->vips, &vkey, sizeof(vkey), v);
+	if (!v) {
+		v = calloc(1, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		v->key = vkey;
+		HASH_ADD(hh, n->vips, key, sizeof(v->key), v);
+	}
+	if (!v->touched) {
+		v->touched = true;
+		LL_PREPEND2(n->touched_vips, v, next_touched);
+	}
+	v->delta += delta;
+	return 0;
+}
+
+static bool in_set(const struct state *s, enum nft_set_kind set)
+{
+	if (set == NFT_SET_SERVICES)
+		return s->kind == NFT_KIND_FORWARD;
+	return s->kind == NFT_KIND_REJECT || s->kind == NFT_KIND_DROP;
+}
+
+/* service-ips or no-endpoint-services: replace the element when its
+ * verdict or comment changes. */
+static int plan_verdict(struct nft *n, const struct record *rec, enum nft_set_kind set)
+{
+	const struct state *old = &rec->committed, *new = rec->desired;
+	struct elem_list *l = &n->sets[rec->key.family][set];
+	bool was = in_set(old, set), is = in_set(new, set);
+	struct nft_elem *e;
+
+	if (was && is && old->kind == new->kind && old->n_backends == new->n_backends &&
+	    streq(old->comment, new->comment))
+		return 0;
+	if (was) {
+		e = list_del(l);
+		if (!e)
+			return -ENOMEM;
+		e->key = &rec->key;
+	}
+	if (is) {
+		e = list_add(l);
+		if (!e)
+			return -ENOMEM;
+		e->key = &rec->key;
+		e->kind = new->kind;
+		e->n = new->n_backends;
+		e->comment = new->comment;
+	}
+	return 0;
+}
+
+static int push_backend(struct group *g, const struct record *rec, uint32_t slot,
+			const struct model_backend *be)
+{
+	struct nft_elem *e = be ? list_add(&g->elems) : list_del(&g->elems);
+
+	if (!e)
+		return -ENOMEM;
+	e->key = &rec->key;
+	e->index = slot;
+	e->backend = be;
+	return 0;
+}
+
+static int plan_backends_same_group(struct nft *n, const struct record *rec)
+{
+	const struct state *old = &rec->committed, *new = rec->desired;
+	struct group *g = group_get(n, rec->key.family, old->n_backends);
+	int r;
+
+	if (!g)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < new->n_backends; i++) {
+		if (backend_cmp(&old->backends[i], &new->backends[i]) == 0)
+			continue;
+		r = push_backend(g, rec, i, NULL);
+		if (r >= 0)
+			r = push_backend(g, rec, i, &new->backends[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int plan_backends(struct nft *n, const struct record *rec)
+{
+	const struct state *old = &rec->committed, *new = rec->desired;
+	bool was = old->kind == NFT_KIND_FORWARD, is = new->kind == NFT_KIND_FORWARD;
+	struct group *g;
+	int r;
+
+	if (was && is && old->n_backends == new->n_backends)
+		return plan_backends_same_group(n, rec);
+	if (was) {
+		g = group_get(n, rec->key.family, old->n_backends);
+		if (!g)
+			return -ENOMEM;
+		g->delta--;
+		for (uint32_t i = 0; i < old->n_backends; i++) {
+			r = push_backend(g, rec, i, NULL);
+			if (r < 0)
+				return r;
+		}
+	}
+	if (is) {
+		g = group_get(n, rec->key.family, new->n_backends);
+		if (!g)
+			return -ENOMEM;
+		g->delta++;
+		for (uint32_t i = 0; i < new->n_backends; i++) {
+			r = push_backend(g, rec, i, &new->backends[i]);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static int plan_record(struct nft *n, const struct record *rec)
+{
+	bool was = rec->committed.kind != NFT_KIND_NONE;
+	bool is = rec->desired->kind != NFT_KIND_NONE;
+	int r;
+
+	r = plan_verdict(n, rec, NFT_SET_SERVICES);
+	if (r < 0)
+		return r;
+	r = plan_verdict(n, rec, NFT_SET_NO_ENDPOINTS);
+	if (r < 0)
+		return r;
+	r = plan_backends(n, rec);
+	if (r < 0)
+		return r;
+	if (was != is)
+		return vip_touch(n, &rec->key, is ? 1 : -1);
+	return 0;
+}
+
+/* cluster-ips follows the VIPs' reference counts. */
+static int plan_vips(struct nft *n)
+{
+	struct vip *v;
+
+	LL_FOREACH2(n->touched_vips, v, next_touched) {
+		int64_t after = (int64_t)v->refs + v->delta;
+		struct elem_list *l = &n->sets[v->key.family][NFT_SET_CLUSTER_IPS];
+		struct nft_elem *e = NULL;
+
+		if (v->refs == 0 && after > 0)
+			e = list_add(l);
+		else if (v->refs > 0 && after == 0)
+			e = list_del(l);
+		else
+			continue;
+		if (!e)
+			return -ENOMEM;
+		e->key = &v->key;
+	}
+	return 0;
+}
+
+static int plan(struct nft *n)
+{
+	struct record *rec;
+	struct group *g;
+	int r;
+
+	DL_FOREACH(n->staged, rec) {
+		r = plan_record(n, rec);
+		if (r < 0)
+			return r;
+	}
+	LL_FOREACH2(n->touched_groups, g, next_touched)
+		g->create = !g->in_kernel && (int64_t)g->users + g->delta > 0;
+	return plan_vips(n);
+}
+
+/* Forget the batch being built; committed state is untouched. */
+static void plan_clear(struct nft *n)
+{
+	struct group *g, *gnext;
+	struct vip *v, *vnext;
+
+	for (int f = 0; f < _NFT_FAMILY_MAX; f++)
+		for (int s = 0; s < NFT_SET_BACKENDS; s++)
+			list_free(&n->sets[f][s]);
+	LL_FOREACH_SAFE2(n->touched_groups, g, gnext, next_touched) {
+		list_free(&g->elems);
+		g->delta = 0;
+		g->create = false;
+		g->touched = false;
+		g->next_touched = NULL;
+	}
+	n->touched_groups = NULL;
+	LL_FOREACH_SAFE2(n->touched_vips, v, vnext, next_touched) {
+		v->delta = 0;
+		v->touched = false;
+		v->next_touched = NULL;
+	}
+	n->touched_vips = NULL;
+}
+
+/* ---- building and sending ----------------------------------------------- */
+
+static int emit_list(struct nft_batch *b, enum nft_family f, enum nft_set_kind kind, uint32_t n,
+		     const struct elem_list *l, bool del)
+{
+	return nft_rs_elems(b, f, kind, n, del, del ? l->del : l->add, del ? l->n_del : l->n_add);
+}
+
+static int emit_backends(struct nft *n, struct nft_batch *b, enum nft_family f, bool del)
+{
+	struct group *g;
+	int r;
+
+	LL_FOREACH2(n->touched_groups, g, next_touched) {
+		if (g->key.family != (uint32_t)f)
+			continue;
+		r = emit_list(b, f, NFT_SET_BACKENDS, g->key.n, &g->elems, del);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int build_elems(struct nft *n, struct nft_batch *b, bool del)
+{
+	/* Deletes first, so that a replaced element can be added back. */
+	static const enum nft_set_kind order_del[] = { NFT_SET_SERVICES, NFT_SET_NO_ENDPOINTS,
+						       NFT_SET_BACKENDS, NFT_SET_CLUSTER_IPS };
+	static const enum nft_set_kind order_add[] = { NFT_SET_CLUSTER_IPS, NFT_SET_BACKENDS,
+						       NFT_SET_SERVICES, NFT_SET_NO_ENDPOINTS };
+	const enum nft_set_kind *order = del ? order_del : order_add;
+	int r;
+
+	for (int f = 0; f < _NFT_FAMILY_MAX; f++)
+		for (size_t i = 0; i < ARRAY_SIZE(order_del); i++) {
+			if (order[i] == NFT_SET_BACKENDS)
+				r = emit_backends(n, b, f, del);
+			else
+				r = emit_list(b, f, order[i], 0, &n->sets[f][order[i]], del);
+			if (r < 0)
+				return r;
+		}
+	return 0;
+}
+
+static int build(struct nft *n, struct nft_batch *b)
+{
+	struct group *g;
+	int r;
+
+	if (n->fresh)
+		for (int f = 0; f < _NFT_FAMILY_MAX; f++) {
+			r = nft_rs_table_replace(b, f);
+			if (r < 0)
+				return r;
+			r = nft_rs_base(b, f, n->gateway);
+			if (r < 0)
+				return r;
+		}
+	LL_FOREACH2(n->touched_groups, g, next_touched) {
+		if (!g->create)
+			continue;
+		r = nft_rs_group_add(b, g->key.family, g->key.n);
+		if (r < 0)
+			return r;
+	}
+	r = build_elems(n, b, true);
+	if (r < 0)
+		return r;
+	return build_elems(n, b, false);
+}
+
+static void account(struct nft *n, const struct state *s, int sign)
+{
+	if (s->kind == NFT_KIND_NONE)
+		return;
+	n->n_entries += sign;
+	if (s->kind == NFT_KIND_FORWARD)
+		n->n_backends += sign * (ssize_t)s->n_backends;
+}
+
+/* The kernel took the batch: desired becomes committed. */
+static void apply(struct nft *n)
+{
+	uint64_t now = now_usec(CLOCK_MONOTONIC);
+	struct record *rec, *tmp;
+	struct group *g;
+	struct vip *v, *vnext;
+
+	DL_FOREACH_SAFE(n->staged, rec, tmp) {
+		account(n, &rec->committed, -1);
+		state_done(&rec->committed);
+		rec->committed = *rec->desired;
+		free(rec->desired);
+		rec->desired = NULL;
+		DL_DELETE(n->staged, rec);
+		account(n, &rec->committed, +1);
+		record_drop_if_unused(n, rec);
+	}
+	LL_FOREACH2(n->touched_groups, g, next_touched) {
+		g->users = (uint32_t)((int64_t)g->users + g->delta);
+		if (g->create) {
+			g->in_kernel = true;
+			n->n_groups++;
+		}
+		if (g->users > 0)
+			g->empty_since = 0;
+		else if (!g->empty_since)
+			g->empty_since = now;
+	}
+	LL_FOREACH_SAFE2(n->touched_vips, v, vnext, next_touched) {
+		v->refs = (uint32_t)((int64_t)v->refs + v->delta);
+		v->delta = 0;
+		v->touched = false;
+		v->next_touched = NULL;
+		if (v->refs == 0) {
+			HASH_DEL(n->vips, v);
+			free(v);
+		}
+	}
+	n->touched_vips = NULL;
+	plan_clear(n);
+	n->fresh = false;
+}
+
+static void group_free_all(struct nft *n)
+{
+	struct group *g, *tmp;
+
+	HASH_ITER(hh, n->groups, g, tmp) {
+		HASH_DEL(n->groups, g);
+		list_free(&g->elems);
+		free(g);
+	}
+}
+
+static bool group_collectable(const struct group *g, uint64_t now)
+{
+	return g->in_kernel && g->users == 0 && g->empty_since &&
+	       now - g->empty_since >= GROUP_GC_DELAY_USEC;
+}
+
+/* Delete the chains and maps of groups empty long enough, in a transaction
+ * of their own: if the kernel still holds a reference, only this fails,
+ * and the next commit tries again. */
+static void collect_groups(struct nft *n)
+{
+	_cleanup_(freep) char *error = NULL;
+	uint64_t now = now_usec(CLOCK_MONOTONIC);
+	struct nft_batch *b = NULL;
+	struct group *g, *tmp;
+	size_t count = 0;
+	int r;
+
+	HASH_ITER(hh, n->groups, g, tmp)
+		count += group_collectable(g, now);
+	if (count == 0)
+		return;
+	r = nft_batch_new(n->seq, &b);
+	HASH_ITER(hh, n->groups, g, tmp)
+		if (r >= 0 && group_collectable(g, now))
+			r = nft_rs_group_delete(b, g->key.family, g->key.n);
+	if (r >= 0)
+		r = nft_batch_send(b, n->nl, &error);
+	if (b) {
+		n->seq = nft_batch_next_seq(b);
+		n->messages_last += nft_batch_count(b) + 2;
+		nft_batch_free(b);
+	}
+	if (r < 0) {
+		log_debug("nft: deleting %zu unused groups failed, retrying later: %s", count,
+			  error ?: strerror(-r));
+		return;
+	}
+	HASH_ITER(hh, n->groups, g, tmp)
+		if (group_collectable(g, now)) {
+			HASH_DEL(n->groups, g);
+			free(g);
+			n->n_groups--;
+		}
+}
+
+static int commit_staged(struct nft *n, char **ret_error)
+{
+	struct nft_batch *b = NULL;
+	int r;
+
+	r = plan(n);
+	if (r >= 0)
+		r = nft_batch_new(n->seq, &b);
+	if (r >= 0)
+		r = build(n, b);
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = strdup_printf("building the nftables batch: %s", strerror(-r));
+		goto out;
+	}
+	r = nft_batch_send(b, n->nl, ret_error);
+	n->seq = nft_batch_next_seq(b);
+	n->messages_last = nft_batch_count(b) + 2;
+	if (r < 0)
+		goto out;
+	log_debug("nft: committed %zu messages", nft_batch_count(b) + 2);
+	apply(n);
+	n->commits++;
+out:
+	nft_batch_free(b);
+	plan_clear(n);
+	return r;
+}
+
+int nft_commit(struct nft *n, char **ret_error)
+{
+	int r;
+
+	if (ret_error)
+		*ret_error = NULL;
+	n->messages_last = 0;
+	if (n->fresh || n->staged) {
+		r = commit_staged(n, ret_error);
+		if (r < 0) {
+			/* What the kernel holds is unknown now. */
+			nft_reset(n);
+			return r;
+		}
+	}
+	collect_groups(n);
+	return 0;
+}
+
+bool nft_pending(const struct nft *n)
+{
+	return n->fresh || n->staged;
+}
+
+void nft_reset(struct nft *n)
+{
+	struct record *rec, *tmp;
+	struct vip *v, *vtmp;
+
+	plan_clear(n);
+	HASH_ITER(hh, n->records, rec, tmp) {
+		HASH_DEL(n->records, rec);
+		state_free(rec->desired);
+		state_done(&rec->committed);
+		free(rec);
+	}
+	n->staged = NULL;
+	HASH_ITER(hh, n->vips, v, vtmp) {
+		HASH_DEL(n->vips, v);
+		free(v);
+	}
+	group_free_all(n);
+	n->n_entries = 0;
+	n->n_backends = 0;
+	n->n_groups = 0;
+	n->fresh = true;
+}
+
+void nft_set_gateway(struct nft *n, bool gateway)
+{
+	if (n->gateway == gateway)
+		return;
+	n->gateway = gateway;
+	nft_reset(n);
+}
+
+int nft_new(struct nft **ret)
+{
+	struct nft *n;
+	int r;
+
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	r = nft_socket_open(&n->nl);
+	if (r < 0) {
+		free(n);
+		return r;
+	}
+	n->seq = (uint32_t)time(NULL);
+	n->fresh = true;
+	*ret = n;
+	return 0;
+}
+
+struct nft *nft_free(struct nft *n)
+{
+	if (!n)
+		return NULL;
+	nft_reset(n);
+	nft_socket_close(n->nl);
+	free(n);
+	return NULL;
+}
+
+void nft_get_stats(const struct nft *n, struct nft_stats *ret)
+{
+	*ret = (struct nft_stats){
+		.entries = n->n_entries,
+		.backends = n->n_backends,
+		.groups = n->n_groups,
+		.commits = n->commits,
+		.messages_last = n->messages_last,
+	};
+}
+
+int nft_cleanup(char **ret_error)
+{
+	struct mnl_socket *nl = NULL;
+	struct nft_batch *b = NULL;
+	int r;
+
+	if (ret_error)
+		*ret_error = NULL;
+	r = nft_socket_open(&nl);
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = strdup_printf("opening nfnetlink socket: %s", strerror(-r));
+		return r;
+	}
+	/* Each delete is preceded by a create, so a missing table is no
+	 * error and both go in one transaction. */
+	r = nft_batch_new((uint32_t)time(NULL), &b);
+	for (int f = 0; f < _NFT_FAMILY_MAX && r >= 0; f++)
+		r = nft_rs_table_delete(b, f);
+	if (r >= 0)
+		r = nft_batch_send(b, nl, ret_error);
+	else if (ret_error)
+		*ret_error = strdup_printf("building the nftables batch: %s", strerror(-r));
+	if (r == -ENOENT) {
+		r = 0;
+		if (ret_error) {
+			free(*ret_error);
+			*ret_error = NULL;
+		}
+	}
+	nft_batch_free(b);
+	nft_socket_close(nl);
+	return r;
+}
