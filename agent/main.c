@@ -44,9 +44,17 @@ struct agent {
 
 /* ---- sync -------------------------------------------------------------- */
 
+/* One entry the datapath refuses must not hold back all the others. */
 static int stage_one(const struct model_key *key, const struct model_entry *entry, void *userdata)
 {
-	return nft_stage(userdata, key, entry);
+	int r = nft_stage(userdata, key, entry);
+
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		log_warning("Not programming %s: %s, ignoring",
+			    entry ? entry->comment : "a removed service port", strerror(-r));
+	return 0;
 }
 
 static void schedule_sync(struct agent *a);

@@ -9,6 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kademo}
 source "$top/tests/env/lib.sh"
 BIN=$top/build/kube-annex
+export KA_IN_NS_EXEC=0
 ka_pid=""
 
 finish() {
@@ -28,7 +29,7 @@ ka_kubectl apply -f "$top/deploy/examples/demo.yaml"
 ka_kubectl -n shop get services,endpoints
 
 say "Starting kube-annex on the legacy host (namespace $KA_HOST_NS) as the least-privilege ServiceAccount"
-ka_in_host "$BIN" --kubeconfig "$KA_KUBECONFIG" >"$KA_STATE/kube-annex.log" 2>&1 &
+$KA_IN_HOST "$BIN" --kubeconfig "$KA_KUBECONFIG" </dev/null >"$KA_STATE/kube-annex.log" 2>&1 &
 ka_pid=$!
 web=$(ka_kubectl -n shop get service web -o jsonpath='{.spec.clusterIP}')
 my=$(ka_kubectl -n shop get service myservice -o jsonpath='{.spec.clusterIP}')

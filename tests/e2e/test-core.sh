@@ -16,6 +16,9 @@ export KA_PREFIX=${KA_PREFIX:-kacore}
 source "$top/tests/env/lib.sh"
 
 BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
+# Never let lib.sh guess whether to exec: commands run as children, and
+# kube-annex is started with the plain nsenter prefix so $! is its PID.
+export KA_IN_NS_EXEC=0
 ka_pid=""
 root_rules_before=$(nft list ruleset 2>/dev/null | md5sum)
 
@@ -57,7 +60,7 @@ poll() {
 }
 
 start_kube_annex() {
-	ka_in_host "$BIN" --kubeconfig "$1" "${@:2}" >>"$KA_STATE/kube-annex.log" 2>&1 &
+	$KA_IN_HOST "$BIN" --kubeconfig "$1" "${@:2}" </dev/null >>"$KA_STATE/kube-annex.log" 2>&1 &
 	ka_pid=$!
 }
 
