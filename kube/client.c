@@ -59,6 +59,8 @@ struct request {
 	size_t body_max;
 	struct kube_lines lines; /* watch stream */
 	int failure;             /* -errno set by the write callback */
+	unsigned events;         /* watch events received */
+	uint64_t start_usec;     /* CLOCK_MONOTONIC */
 	char curl_error[CURL_ERROR_SIZE];
 };
 
@@ -157,6 +159,10 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
 	curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (q->type == REQUEST_WATCH && status == 200)
 		r = kube_lines_feed(&q->lines, data, len, watch_line, q);
+	else if (q->type == REQUEST_WATCH)
+		/* An error answer (a proxy's HTML page, say): its start is
+		 * enough for the message. */
+		r = append_body(q, data, len < q->body_max - q->body_len ? len : q->body_max - q->body_len);
 	else
 		r = append_body(q, data, len);
 	if (r < 0) {
@@ -243,6 +249,7 @@ static int request_start(struct kube_client *c, struct reflector *rf, enum reque
 	q->reflector = rf;
 	q->type = type;
 	q->body_max = type == REQUEST_WATCH ? ERROR_BODY_MAX : KUBE_MAX_EVENT_SIZE;
+	q->start_usec = now_usec(CLOCK_MONOTONIC);
 	kube_lines_init(&q->lines, KUBE_MAX_EVENT_SIZE);
 	q->easy = curl_easy_init();
 	l = curl_slist_append(NULL, "Accept: application/json");
@@ -254,6 +261,9 @@ static int request_start(struct kube_client *c, struct reflector *rf, enum reque
 	q->headers = l;
 	r = add_auth(c, q);
 	if (r < 0) {
+		if (c->config->token_file)
+			trouble(c, "cannot read tokenFile %s: %s", c->config->token_file,
+				strerror(-r));
 		request_free(q);
 		return r;
 	}
@@ -529,6 +539,7 @@ static int watch_line(const char *line, size_t len, void *userdata)
 	}
 	/* A successful event means the connection is healthy again. */
 	q->reflector->backoff_usec = 0;
+	q->events++;
 	return watch_event(q->reflector, ev);
 }
 
@@ -669,8 +680,14 @@ static void watch_done(struct reflector *rf, struct request *q, CURLcode result,
 		return;
 	}
 	if (result == CURLE_OK && status == 200 && q->failure == 0) {
-		/* The server ended the watch (timeoutSeconds): carry on. */
-		reflector_run(rf);
+		/* The server ended the watch (timeoutSeconds): carry on. A
+		 * watch that ends at once without a single event (a proxy
+		 * closing streams) is retried with backoff, as client-go does
+		 * for a "very short watch". */
+		if (q->events > 0 || now_usec(CLOCK_MONOTONIC) - q->start_usec >= USEC_PER_SEC)
+			reflector_run(rf);
+		else
+			reflector_retry_later(rf);
 		return;
 	}
 	describe_failure(q, result, status, why, sizeof(why));
@@ -705,6 +722,15 @@ static bool serves_endpointslices(const struct request *q)
 	return false;
 }
 
+static void discovery_retry_later(struct kube_client *c)
+{
+	c->discovery_retry = sd_event_source_disable_unref(c->discovery_retry);
+	if (sd_event_add_time_relative(c->event, &c->discovery_retry, CLOCK_MONOTONIC,
+				       backoff_next(&c->discovery_backoff_usec), 0,
+				       on_discovery_retry, c) < 0)
+		trouble(c, "cannot arm discovery retry timer");
+}
+
 static void discovery_done(struct kube_client *c, struct request *q, CURLcode result, long status)
 {
 	char why[512];
@@ -722,11 +748,7 @@ static void discovery_done(struct kube_client *c, struct request *q, CURLcode re
 	}
 	describe_failure(q, result, status, why, sizeof(why));
 	trouble(c, "API discovery at %s failed: %s", c->config->server, why);
-	c->discovery_retry = sd_event_source_disable_unref(c->discovery_retry);
-	if (sd_event_add_time_relative(c->event, &c->discovery_retry, CLOCK_MONOTONIC,
-				       backoff_next(&c->discovery_backoff_usec), 0,
-				       on_discovery_retry, c) < 0)
-		trouble(c, "cannot arm discovery retry timer");
+	discovery_retry_later(c);
 }
 
 static void discovery_run(struct kube_client *c)
@@ -738,8 +760,10 @@ static void discovery_run(struct kube_client *c)
 	int r;
 
 	r = url ? request_start(c, NULL, REQUEST_DISCOVERY, url, &c->discovery) : -ENOMEM;
-	if (r < 0)
+	if (r < 0) {
 		trouble(c, "cannot start API discovery: %s", strerror(-r));
+		discovery_retry_later(c);
+	}
 }
 
 static void on_done(void *priv, CURLcode result)

@@ -120,6 +120,9 @@ int http_new(sd_event *event, http_done_fn done, struct http **ret)
 		http_free(h);
 		return r;
 	}
+	/* curl's "call me in 0 ms" must not wait for sd-event's default
+	 * 250 ms timer coalescing. */
+	sd_event_source_set_time_accuracy(h->timer, 1);
 	sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
 	sd_event_source_set_description(h->timer, "curl-timer");
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
