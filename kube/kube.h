@@ -30,6 +30,7 @@ struct sd_event;
 #define KUBE_MAX_PORTS 1024u              /* per Service / per slice */
 #define KUBE_MAX_ENDPOINTS 10000u         /* per slice / per Endpoints object */
 #define KUBE_MAX_IPS 16u                  /* clusterIPs, externalIPs, LB ingress */
+#define KUBE_MAX_HINTS 16u                /* hints.forZones per endpoint (API: 8) */
 
 struct kube_ip {
 	int family; /* AF_INET or AF_INET6 */
@@ -89,14 +90,19 @@ struct kube_config {
  *
  * On failure returns -errno and, when ret_error is non-NULL, an allocated
  * message naming the file and the key, e.g.
- *   "/etc/kube-annex/kubeconfig: users[0] 'ka': user: no credentials
+ *   "/etc/kube-annex/kubeconfig: users[0] "ka": user: no credentials
  *    (token, tokenFile, client-certificate or username)".
+ * -ENOENT, -EACCES, -EISDIR...: the file cannot be read; -EFBIG: over 1 MiB;
+ * -EOPNOTSUPP: the user needs an exec or auth-provider plugin; -EINVAL:
+ * anything else kubectl would reject too. On success *ret_error is NULL.
  */
 int kube_config_load(const char *path, const char *context, struct kube_config **ret,
 		     char **ret_error);
 struct kube_config *kube_config_free(struct kube_config *c);
 
-/* Read a token file: contents with surrounding whitespace stripped. */
+/* Read a token file: contents with surrounding whitespace stripped. -EINVAL
+ * when empty or when it holds control characters (it goes into an HTTP
+ * header), -EFBIG over 64 KiB. */
 int kube_token_read(const char *path, char **ret_token);
 
 /* ---- objects ----------------------------------------------------------- */
@@ -156,7 +162,7 @@ struct kube_endpoint {
 	char *zone;             /* NULL when unset */
 	char **hint_zones;      /* hints.forZones[].name */
 	size_t n_hint_zones;
-	bool has_hints;
+	bool has_hints;         /* n_hint_zones > 0 (kube-proxy's "has zone hints") */
 };
 
 /*
@@ -204,8 +210,11 @@ void kube_endpoint_slices_free(struct kube_endpoint_slice **v, size_t n);
 
 /*
  * Splits a byte stream into newline-terminated lines, however the stream is
- * cut into reads. A line longer than max is an error (-EMSGSIZE) and the
- * buffer must then be reset.
+ * cut into reads. A line longer than max (not counting "\n" or "\r\n") is
+ * an error (-EMSGSIZE), noticed as soon as the buffered part exceeds max.
+ * Each byte is searched once: long lines in small reads cost linear time.
+ * buf holds at most one partial line (max + 1 bytes); reset frees it and
+ * is also the destructor.
  */
 struct kube_lines {
 	char *buf;
@@ -218,8 +227,10 @@ typedef int (*kube_line_fn)(const char *line, size_t len, void *userdata);
 
 void kube_lines_init(struct kube_lines *l, size_t max);
 void kube_lines_reset(struct kube_lines *l);
-/* Calls fn for every complete line (without the '\n'; empty lines are
- * skipped). Stops and returns fn's value when it is negative. */
+/* Calls fn for every complete line, without its "\n" or "\r\n" and
+ * NUL-terminated (line[len] == '\0'); empty lines are skipped. Stops and
+ * returns fn's value when it is negative. After any error the framer has
+ * reset itself and the rest of data is dropped: the stream is out of step. */
 int kube_lines_feed(struct kube_lines *l, const char *data, size_t len, kube_line_fn fn,
 		    void *userdata);
 

@@ -15,7 +15,9 @@ case "${1:-build}" in
 build) ;;
 test|all) want+=("${test_pkgs[@]}") ;;
 analyze) want+=(clang clang-tools) ;;
-*) echo "usage: $0 [build|test|analyze]" >&2; exit 2 ;;
+# libFuzzer harnesses (tests/fuzz): clang and its fuzzer/sanitizer runtimes
+fuzz) want+=(clang libclang-rt-dev) ;;
+*) echo "usage: $0 [build|test|analyze|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=()
