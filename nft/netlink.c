@@ -82,6 +82,32 @@ void nft_socket_close(struct mnl_socket *nl)
 		mnl_socket_close(nl);
 }
 
+/*
+ * libmnl 1.0.4 leaves attribute padding unwritten and libnftnl's pages come
+ * from malloc(): zero each page when it starts, so no stale heap bytes
+ * reach the kernel (and valgrind stays quiet). A page switch copies the
+ * message that overflowed to the new page first; zero what follows it.
+ */
+static void zero_rest_of_page(struct nft_batch *b)
+{
+	size_t used = (size_t)nftnl_batch_buffer_len(b->pages);
+	size_t page = BATCH_PAGE_SIZE + BATCH_PAGE_OVERRUN;
+
+	if (used < page)
+		memset(nftnl_batch_buffer(b->pages), 0, page - used);
+}
+
+static int batch_update(struct nft_batch *b)
+{
+	int pages = nftnl_batch_iovec_len(b->pages);
+
+	if (nftnl_batch_update(b->pages) < 0)
+		return -ENOMEM;
+	if (nftnl_batch_iovec_len(b->pages) != pages)
+		zero_rest_of_page(b);
+	return 0;
+}
+
 int nft_batch_new(uint32_t first_seq, struct nft_batch **ret)
 {
 	struct nft_batch *b;
@@ -95,8 +121,9 @@ int nft_batch_new(uint32_t first_seq, struct nft_batch **ret)
 		return -ENOMEM;
 	}
 	b->first_seq = first_seq;
+	zero_rest_of_page(b);
 	nftnl_batch_begin(nftnl_batch_buffer(b->pages), first_seq);
-	if (nftnl_batch_update(b->pages) < 0) {
+	if (batch_update(b) < 0) {
 		nft_batch_free(b);
 		return -ENOMEM;
 	}
@@ -143,7 +170,7 @@ int nft_batch_msg_end(struct nft_batch *b, const struct nft_msg_info *info)
 		b->msgs = m;
 		b->cap_msgs = cap;
 	}
-	if (nftnl_batch_update(b->pages) < 0)
+	if (batch_update(b) < 0)
 		return -ENOMEM;
 	m = &b->msgs[b->n_msgs++];
 	*m = *info;
@@ -192,7 +219,7 @@ static int batch_close(struct nft_batch *b)
 	if (b->closed)
 		return 0;
 	nftnl_batch_end(nftnl_batch_buffer(b->pages), b->seq);
-	if (nftnl_batch_update(b->pages) < 0)
+	if (batch_update(b) < 0)
 		return -ENOMEM;
 	b->closed = true;
 	return 0;
