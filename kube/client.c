@@ -6,6 +6,7 @@
  * goes through the decoders; what fails to decode is reported and skipped,
  * never allowed to disturb the rest of the state.
  */
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -774,20 +775,16 @@ static void on_done(void *priv, CURLcode result)
 	long status = 0;
 
 	curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (rf)
-		rf->request = NULL;
-	else
+	if (q->type == REQUEST_DISCOVERY) {
 		c->discovery = NULL;
-	switch (q->type) {
-	case REQUEST_DISCOVERY:
 		discovery_done(c, q, result, status);
-		break;
-	case REQUEST_LIST:
-		list_done(rf, q, result, status);
-		break;
-	case REQUEST_WATCH:
-		watch_done(rf, q, result, status);
-		break;
+	} else {
+		assert(rf); /* list and watch requests always have one */
+		rf->request = NULL;
+		if (q->type == REQUEST_LIST)
+			list_done(rf, q, result, status);
+		else
+			watch_done(rf, q, result, status);
 	}
 	request_free(q);
 }

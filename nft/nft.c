@@ -14,6 +14,7 @@
  * endpoint count stays the same, so one endpoint replaced is one element
  * deleted and one added, whatever the model's order.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <time.h>
@@ -154,6 +155,8 @@ static int backend_cmp(const void *a, const void *b)
 {
 	const struct model_backend *x = a, *y = b;
 	int r;
+
+	assert(x && y);
 
 	if (x->addr.family != y->addr.family)
 		return x->addr.family < y->addr.family ? -1 : 1;
@@ -416,8 +419,13 @@ static void list_free(struct elem_list *l)
 
 static struct group *group_get(struct nft *n, enum nft_family f, uint32_t count)
 {
-	struct group_key key = { .family = f, .n = count };
+	struct group_key key;
 	struct group *g;
+
+	/* Hashed as bytes: every byte must be defined. */
+	memset(&key, 0, sizeof(key));
+	key.family = f;
+	key.n = count;
 
 	HASH_FIND(hh, n->groups, &key, sizeof(key), g);
 	if (!g) {
@@ -436,8 +444,11 @@ static struct group *group_get(struct nft *n, enum nft_family f, uint32_t count)
 
 static int vip_touch(struct nft *n, const struct nft_key *key, int32_t delta)
 {
-	struct nft_key vkey = { .family = key->family };
+	struct nft_key vkey;
 	struct vip *v;
+
+	memset(&vkey, 0, sizeof(vkey));
+	vkey.family = key->family;
 
 	memcpy(vkey.addr, key->addr, sizeof(vkey.addr));
 	HASH_FIND(hh, n->vips, &vkey, sizeof(vkey), v);
@@ -760,6 +771,7 @@ static void apply(struct nft *n)
 		v->touched = false;
 		v->next_touched = NULL;
 		if (v->refs == 0) {
+			assert(n->vips); /* v is in it */
 			HASH_DEL(n->vips, v);
 			free(v);
 		}
