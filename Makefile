@@ -67,6 +67,39 @@ $(BUILD)/test/%: tests/unit/%.c $(SAN_OBJS)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SAN) -o $@ $^ $(PKG_LIBS) \
 		$(shell $(PKG_CONFIG) --libs cmocka)
 
+# libFuzzer harnesses include the parsers' sources directly.
+FUZZERS := decode kubeconfig lines
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_CORPUS_decode := tests/data/objects tests/data/k8s-1.20
+FUZZ_CORPUS_kubeconfig := tests/data/kubeconfig tests/fuzz/seeds/kubeconfig
+FUZZ_CORPUS_lines := tests/fuzz/seeds/lines
+FUZZ_MAXLEN_decode := 16384
+FUZZ_MAXLEN_kubeconfig := 8192
+FUZZ_MAXLEN_lines := 4096
+
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(SRCS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) -std=gnu11 $(WARNINGS) -g -O1 \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< \
+		$(shell $(PKG_CONFIG) --cflags --libs libcjson yaml-0.1)
+
+define run_fuzzer
+	@mkdir -p $(BUILD)/fuzz/corpus-$(1)
+	@echo "  RUN     fuzz-$(1) for $(FUZZ_SECONDS) s"
+	$(Q)$(BUILD)/fuzz/fuzz-$(1) $(BUILD)/fuzz/corpus-$(1) $(wildcard $(FUZZ_CORPUS_$(1))) \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAXLEN_$(1)) -print_final_stats=1 \
+		2>$(BUILD)/fuzz/fuzz-$(1).log || { tail -40 $(BUILD)/fuzz/fuzz-$(1).log; exit 1; }
+	@grep -h "number_of_executed_units" $(BUILD)/fuzz/fuzz-$(1).log
+
+endef
+
+fuzz:
+	$(Q)scripts/install-deps.sh fuzz
+	$(Q)$(MAKE) --no-print-directory $(FUZZERS:%=$(BUILD)/fuzz/fuzz-%)
+	$(foreach f,$(FUZZERS),$(call run_fuzzer,$(f)))
+
 deps:
 	$(Q)scripts/install-deps.sh build
 
@@ -84,6 +117,7 @@ e2e: all
 check:
 	$(Q)scripts/install-deps.sh test
 	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 	$(Q)$(MAKE) --no-print-directory e2e
 
 demo:
@@ -105,6 +139,6 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps test-deps unit e2e check demo analyze install clean
+.PHONY: all deps test-deps unit fuzz e2e check demo analyze install clean
 
 -include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)
