@@ -56,4 +56,8 @@ for i in 1 2 3; do run ka_in_host curl -s --max-time 2 "http://$web/"; done
 say "Stopping kube-annex: the host is left as it was"
 kill -TERM "$ka_pid"; wait "$ka_pid" || true; ka_pid=""
 run ka_in_host nft list tables
-echo "(no kube-annex table)"
+if ka_in_host nft list table ip kube-annex >/dev/null 2>&1; then
+	echo "table ip kube-annex is still there: that is a bug" >&2
+	exit 1
+fi
+echo "(no kube-annex table left)"
