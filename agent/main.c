@@ -39,6 +39,7 @@ struct agent {
 	bool ready;
 	uint64_t start_usec;
 	uint64_t last_sync_usec;
+	uint64_t first_change_usec; /* first API event not yet committed */
 	unsigned bad_objects;
 };
 
@@ -95,6 +96,31 @@ static void report_first_sync(struct agent *a, uint64_t took)
 	notify_ready();
 }
 
+/*
+ * Per sync: how long it took, and how long the oldest change in it waited
+ * since its event arrived ("event -> kernel"). When EndpointSlices carry
+ * endpoints.kubernetes.io/last-change-trigger-time, also the time since
+ * the change happened in the cluster (kube-proxy's network programming
+ * latency).
+ */
+static void log_sync(const struct agent *a, const struct model_stats *ms, uint64_t t0)
+{
+	double took = (double)(a->last_sync_usec - t0) / USEC_PER_MSEC;
+	double waited = a->first_change_usec ?
+		(double)(a->last_sync_usec - a->first_change_usec) / USEC_PER_MSEC : 0;
+	uint64_t now_rt = now_usec(CLOCK_REALTIME);
+
+	if (ms->newest_trigger_usec && ms->newest_trigger_usec < now_rt)
+		log_debug("Synced in %.3f ms, event->kernel %.3f ms, cluster change->kernel %.1f ms: "
+			  "%zu services proxied, %zu endpoints",
+			  took, waited, (double)(now_rt - ms->newest_trigger_usec) / USEC_PER_MSEC,
+			  ms->services_proxied, ms->endpoints);
+	else
+		log_debug("Synced in %.3f ms, event->kernel %.3f ms: %zu services proxied, "
+			  "%zu endpoints",
+			  took, waited, ms->services_proxied, ms->endpoints);
+}
+
 static void sync_now(struct agent *a)
 {
 	_cleanup_(freep) char *error = NULL;
@@ -117,9 +143,8 @@ static void sync_now(struct agent *a)
 	a->retry_usec = 0;
 	a->last_sync_usec = now_usec(CLOCK_MONOTONIC);
 	model_get_stats(a->model, &ms);
-	log_debug("Synced in %.2f ms: %zu services proxied, %zu endpoints",
-		  (double)(a->last_sync_usec - t0) / USEC_PER_MSEC, ms.services_proxied,
-		  ms.endpoints);
+	log_sync(a, &ms, t0);
+	a->first_change_usec = 0;
 	notify_status("%zu services, %zu endpoints programmed", ms.services_proxied,
 		      ms.endpoints);
 	if (!a->ready)
@@ -142,6 +167,8 @@ static int on_sync(sd_event_source *s, void *userdata)
  */
 static void schedule_sync(struct agent *a)
 {
+	if (!a->first_change_usec)
+		a->first_change_usec = now_usec(CLOCK_MONOTONIC);
 	if (!a->synced[KUBE_KIND_SERVICE] || !a->synced[KUBE_KIND_ENDPOINTS])
 		return;
 	if (!model_has_dirty(a->model) && a->ready && !nft_pending(a->nft))
