@@ -6,6 +6,7 @@
  *   API server --(kube/)--> model/ --(dirty Services)--> nft/ --> kernel
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <systemd/sd-event.h>
 
@@ -20,6 +21,8 @@
 #define DEFAULT_KUBECONFIG "/etc/kube-annex/kubeconfig"
 #define RETRY_MIN_USEC (100 * USEC_PER_MSEC)
 #define RETRY_MAX_USEC (10 * USEC_PER_SEC)
+/* How often the ruleset generation is compared with what the monitor saw. */
+#define VERIFY_INTERVAL_USEC (30 * USEC_PER_SEC)
 
 static const char *arg_kubeconfig;
 static const char *arg_context;
@@ -32,6 +35,10 @@ struct agent {
 	struct kube_client *client;
 	struct model *model;
 	struct nft *nft;
+	struct nft_monitor *monitor;
+	sd_event_source *monitor_source;
+	sd_event_source *verify_source;
+	uint64_t restorations;
 	sd_event_source *sync_source;
 	sd_event_source *retry_source;
 	uint64_t retry_usec;
@@ -176,6 +183,62 @@ static void schedule_sync(struct agent *a)
 	sd_event_source_set_enabled(a->sync_source, SD_EVENT_ONESHOT);
 }
 
+/* ---- self-healing ------------------------------------------------------ */
+
+/* Someone else changed our tables: rebuild them from the model at once. */
+static void restore(struct agent *a, const char *how)
+{
+	a->restorations++;
+	log_warning("kube-annex's nftables tables were changed from outside (%s); restoring them "
+		    "(restoration #%" PRIu64 ")",
+		    how, a->restorations);
+	nft_reset(a->nft);
+	model_mark_all_dirty(a->model);
+	schedule_sync(a);
+}
+
+static void monitor_result(struct agent *a, int r, const char *how)
+{
+	if (r < 0)
+		log_warning("Failed to read nftables notifications: %s", strerror(-r));
+	else if (r > 0 && a->ready)
+		restore(a, how);
+}
+
+static int on_monitor(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct agent *a = userdata;
+
+	monitor_result(a, nft_monitor_process(a->monitor), "notification");
+	return 0;
+}
+
+static int on_verify(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct agent *a = userdata;
+
+	monitor_result(a, nft_monitor_verify(a->monitor), "generation check");
+	sd_event_source_set_time_relative(s, VERIFY_INTERVAL_USEC);
+	sd_event_source_set_enabled(s, SD_EVENT_ON);
+	return 0;
+}
+
+static int monitor_init(struct agent *a)
+{
+	int r = nft_monitor_new(a->nft, &a->monitor);
+
+	if (r < 0)
+		return r;
+	r = sd_event_add_io(a->event, &a->monitor_source, nft_monitor_fd(a->monitor), EPOLLIN,
+			    on_monitor, a);
+	if (r < 0)
+		return r;
+	/* Before the API's events: a restore must not wait behind them. */
+	sd_event_source_set_priority(a->monitor_source, SD_EVENT_PRIORITY_IMPORTANT);
+	return sd_event_add_time_relative(a->event, &a->verify_source, CLOCK_MONOTONIC,
+					  VERIFY_INTERVAL_USEC, USEC_PER_SEC, on_verify, a);
+}
+
 /* ---- API events -------------------------------------------------------- */
 
 static void on_service_upsert(void *userdata, struct kube_service *svc)
@@ -256,6 +319,9 @@ static const struct kube_handlers handlers = {
 static void agent_done(struct agent *a)
 {
 	a->client = kube_client_free(a->client);
+	a->monitor_source = sd_event_source_disable_unref(a->monitor_source);
+	a->verify_source = sd_event_source_disable_unref(a->verify_source);
+	a->monitor = nft_monitor_free(a->monitor);
 	a->sync_source = sd_event_source_disable_unref(a->sync_source);
 	a->retry_source = sd_event_source_disable_unref(a->retry_source);
 	a->nft = nft_free(a->nft);
@@ -296,7 +362,8 @@ static int agent_init(struct agent *a)
 	sd_event_source_set_priority(a->sync_source, SD_EVENT_PRIORITY_IDLE);
 	sd_event_source_set_enabled(a->sync_source, SD_EVENT_OFF);
 	sd_event_source_set_description(a->sync_source, "sync");
-	if ((r = model_new(&a->model)) < 0 || (r = nft_new(&a->nft)) < 0)
+	if ((r = model_new(&a->model)) < 0 || (r = nft_new(&a->nft)) < 0 ||
+	    (r = monitor_init(a)) < 0)
 		return r;
 	return kube_client_new(a->event, a->config, &handlers, a, &a->client);
 }

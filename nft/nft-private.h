@@ -15,6 +15,7 @@
 #include "model/model.h"
 
 struct mnl_socket;
+struct nft;
 struct nlmsghdr;
 
 #define NFT_TABLE_NAME "kube-annex"
@@ -84,6 +85,8 @@ struct nft_msg_info {
 struct nft_batch;
 
 int nft_socket_open(struct mnl_socket **ret);
+/* Port id of the commit socket: notifications it caused carry it. */
+uint32_t nft_portid(const struct nft *n);
 void nft_socket_close(struct mnl_socket *nl);
 
 int nft_batch_new(uint32_t first_seq, struct nft_batch **ret);

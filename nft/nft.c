@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <time.h>
 
+#include <libmnl/libmnl.h>
 #include <uthash.h>
 #include <utlist.h>
 
@@ -940,6 +941,11 @@ int nft_new(struct nft **ret)
 	n->fresh = true;
 	*ret = n;
 	return 0;
+}
+
+uint32_t nft_portid(const struct nft *n)
+{
+	return mnl_socket_get_portid(n->nl);
 }
 
 struct nft *nft_free(struct nft *n)

@@ -88,6 +88,21 @@ void nft_set_gateway(struct nft *n, bool gateway);
 /* Delete both tables if present. Idempotent; needs no other state. */
 int nft_cleanup(char **ret_error);
 
+/*
+ * Self-healing: notifications about changes someone else makes to our
+ * tables. Poll nft_monitor_fd() for EPOLLIN and call nft_monitor_process();
+ * call nft_monitor_verify() now and then to catch missed notifications.
+ * Both return 1 when our tables must be rebuilt (nft_reset() and stage
+ * everything again), 0 when all is well, -errno on failure.
+ */
+struct nft_monitor;
+
+int nft_monitor_new(const struct nft *n, struct nft_monitor **ret);
+struct nft_monitor *nft_monitor_free(struct nft_monitor *m);
+int nft_monitor_fd(const struct nft_monitor *m);
+int nft_monitor_process(struct nft_monitor *m);
+int nft_monitor_verify(struct nft_monitor *m);
+
 struct nft_stats {
 	size_t entries;      /* keys committed */
 	size_t backends;     /* backend elements committed */
