@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include "kube/kube.h"
+#include "lib/histogram.h"
 #include "lib/log.h"
 #include "model/model.h"
 #include "nft/nft.h"
@@ -28,6 +29,9 @@ static const char *arg_kubeconfig;
 static const char *arg_context;
 static bool arg_cleanup;
 static bool arg_keep_rules;
+/* Syncs start at least this long after the previous one ended: a burst
+ * right after a sync is folded into the next one. */
+static uint64_t arg_min_sync_interval_usec = 5 * USEC_PER_MSEC;
 
 struct agent {
 	sd_event *event;
@@ -40,6 +44,7 @@ struct agent {
 	sd_event_source *verify_source;
 	uint64_t restorations;
 	sd_event_source *sync_source;
+	sd_event_source *delay_source;
 	sd_event_source *retry_source;
 	uint64_t retry_usec;
 	bool synced[_KUBE_KIND_MAX];
@@ -47,6 +52,8 @@ struct agent {
 	uint64_t start_usec;
 	uint64_t last_sync_usec;
 	uint64_t first_change_usec; /* first API event not yet committed */
+	struct histogram event_latency;   /* API event -> kernel commit */
+	struct histogram cluster_latency; /* cluster change (trigger time) -> commit */
 	unsigned bad_objects;
 };
 
@@ -110,13 +117,19 @@ static void report_first_sync(struct agent *a, uint64_t took)
  * the change happened in the cluster (kube-proxy's network programming
  * latency).
  */
-static void log_sync(const struct agent *a, const struct model_stats *ms, uint64_t t0)
+static void log_sync(struct agent *a, const struct model_stats *ms, uint64_t t0)
 {
 	double took = (double)(a->last_sync_usec - t0) / USEC_PER_MSEC;
 	double waited = a->first_change_usec ?
 		(double)(a->last_sync_usec - a->first_change_usec) / USEC_PER_MSEC : 0;
 	uint64_t now_rt = now_usec(CLOCK_REALTIME);
 
+	if (a->ready && a->first_change_usec)
+		histogram_add(&a->event_latency,
+			      a->last_sync_usec - a->first_change_usec);
+	if (a->ready && ms->newest_trigger_usec && ms->newest_trigger_usec < now_rt)
+		histogram_add(&a->cluster_latency,
+			      now_rt - ms->newest_trigger_usec);
 	if (ms->newest_trigger_usec && ms->newest_trigger_usec < now_rt)
 		log_debug("Synced in %.3f ms, event->kernel %.3f ms, cluster change->kernel %.1f ms: "
 			  "%zu services proxied, %zu endpoints",
@@ -180,7 +193,29 @@ static void schedule_sync(struct agent *a)
 		return;
 	if (!model_has_dirty(a->model) && a->ready && !nft_pending(a->nft))
 		return;
+	if (a->ready && arg_min_sync_interval_usec) {
+		uint64_t earliest = a->last_sync_usec + arg_min_sync_interval_usec;
+
+		if (now_usec(CLOCK_MONOTONIC) < earliest) {
+			int enabled = SD_EVENT_OFF;
+
+			sd_event_source_get_enabled(a->delay_source, &enabled);
+			if (enabled == SD_EVENT_OFF) {
+				sd_event_source_set_time(a->delay_source, earliest);
+				sd_event_source_set_enabled(a->delay_source, SD_EVENT_ONESHOT);
+			}
+			return;
+		}
+	}
 	sd_event_source_set_enabled(a->sync_source, SD_EVENT_ONESHOT);
+}
+
+static int on_delay(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct agent *a = userdata;
+
+	sd_event_source_set_enabled(a->sync_source, SD_EVENT_ONESHOT);
+	return 0;
 }
 
 /* ---- self-healing ------------------------------------------------------ */
@@ -323,6 +358,7 @@ static void agent_done(struct agent *a)
 	a->verify_source = sd_event_source_disable_unref(a->verify_source);
 	a->monitor = nft_monitor_free(a->monitor);
 	a->sync_source = sd_event_source_disable_unref(a->sync_source);
+	a->delay_source = sd_event_source_disable_unref(a->delay_source);
 	a->retry_source = sd_event_source_disable_unref(a->retry_source);
 	a->nft = nft_free(a->nft);
 	a->model = model_free(a->model);
@@ -362,10 +398,27 @@ static int agent_init(struct agent *a)
 	sd_event_source_set_priority(a->sync_source, SD_EVENT_PRIORITY_IDLE);
 	sd_event_source_set_enabled(a->sync_source, SD_EVENT_OFF);
 	sd_event_source_set_description(a->sync_source, "sync");
+	r = sd_event_add_time(a->event, &a->delay_source, CLOCK_MONOTONIC, UINT64_MAX, 0, on_delay, a);
+	if (r < 0)
+		return r;
+	sd_event_source_set_enabled(a->delay_source, SD_EVENT_OFF);
 	if ((r = model_new(&a->model)) < 0 || (r = nft_new(&a->nft)) < 0 ||
 	    (r = monitor_init(a)) < 0)
 		return r;
 	return kube_client_new(a->event, a->config, &handlers, a, &a->client);
+}
+
+static void log_latency_summary(const struct agent *a)
+{
+	const struct histogram *h = &a->event_latency;
+
+	if (h->count == 0)
+		return;
+	log_info("Programming latency over %" PRIu64 " syncs (API event -> kernel): "
+		 "mean %.2f ms, p50 <= %.2f ms, p99 <= %.2f ms",
+		 h->count, (double)h->sum_usec / (double)h->count / USEC_PER_MSEC,
+		 (double)histogram_quantile(h, 0.5) / USEC_PER_MSEC,
+		 (double)histogram_quantile(h, 0.99) / USEC_PER_MSEC);
 }
 
 static int run(struct kube_config *config)
@@ -391,6 +444,7 @@ static int run(struct kube_config *config)
 	r = sd_event_loop(a.event);
 	if (r < 0)
 		log_error("Event loop failed: %s", strerror(-r));
+	log_latency_summary(&a);
 	agent_done(&a);
 	if (!arg_keep_rules && nft_cleanup(&error) < 0)
 		log_error("Failed to remove the kube-annex tables: %s", error ? error : "");
@@ -409,6 +463,8 @@ static void help(void)
 	       "  --context NAME      kubeconfig context (default: current-context)\n"
 	       "  --cleanup           remove everything kube-annex installed, then exit\n"
 	       "  --keep-rules        leave the rules in place on exit (for restarts)\n"
+	       "  --min-sync-interval MS\n"
+	       "                      minimum time between two syncs (default 5)\n"
 	       "  -v, --verbose       debug logging\n"
 	       "  --version           print the version\n"
 	       "  -h, --help          this text\n");
@@ -416,12 +472,20 @@ static void help(void)
 
 static int parse_argv(int argc, char **argv)
 {
-	enum { ARG_KUBECONFIG = 0x100, ARG_CONTEXT, ARG_CLEANUP, ARG_KEEP_RULES, ARG_VERSION };
+	enum {
+		ARG_KUBECONFIG = 0x100,
+		ARG_CONTEXT,
+		ARG_CLEANUP,
+		ARG_KEEP_RULES,
+		ARG_MIN_SYNC_INTERVAL,
+		ARG_VERSION,
+	};
 	static const struct option options[] = {
 		{ "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
 		{ "context", required_argument, NULL, ARG_CONTEXT },
 		{ "cleanup", no_argument, NULL, ARG_CLEANUP },
 		{ "keep-rules", no_argument, NULL, ARG_KEEP_RULES },
+		{ "min-sync-interval", required_argument, NULL, ARG_MIN_SYNC_INTERVAL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -443,6 +507,21 @@ static int parse_argv(int argc, char **argv)
 		case ARG_KEEP_RULES:
 			arg_keep_rules = true;
 			break;
+		case ARG_MIN_SYNC_INTERVAL: {
+			char *end;
+			unsigned long ms;
+
+			errno = 0;
+			ms = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || ms > 60000) {
+				log_error("--min-sync-interval: '%s' is not a number of milliseconds "
+					  "between 0 and 60000",
+					  optarg);
+				return -EINVAL;
+			}
+			arg_min_sync_interval_usec = ms * USEC_PER_MSEC;
+			break;
+		}
 		case 'v':
 			log_set_max_level(LOG_DEBUG);
 			break;
