@@ -48,6 +48,8 @@ struct model {
 	size_t n_endpoints;
 	uint64_t pending_trigger_usec;
 	uint64_t flushed_trigger_usec;
+	bool no_external; /* external IPs / LB IPs not programmed */
+	char *zone;
 };
 
 static char *make_key(const char *ns, const char *name)
@@ -95,6 +97,7 @@ struct model *model_free(struct model *m)
 	HASH_ITER(hh, m->groups, g, gt)
 		group_free(m, g);
 	free(m->dirty);
+	free(m->zone);
 	free(m);
 	return NULL;
 }
@@ -269,6 +272,41 @@ void model_mark_all_dirty(struct model *m)
 		(void)mark_dirty(m, g);
 }
 
+int model_set_external(struct model *m, bool external)
+{
+	if (m->no_external != !external) {
+		m->no_external = !external;
+		model_mark_all_dirty(m);
+	}
+	return 0;
+}
+
+int model_set_zone(struct model *m, const char *zone)
+{
+	char *z = NULL;
+
+	if (streq_ptr(m->zone, zone))
+		return 0;
+	if (zone && !(z = strdup(zone)))
+		return -ENOMEM;
+	free(m->zone);
+	m->zone = z;
+	model_mark_all_dirty(m);
+	return 0;
+}
+
+const struct kube_service *model_service_get(const struct model *m, const char *ns,
+					     const char *name)
+{
+	_cleanup_(freep) char *key = make_key(ns, name);
+	struct group *g;
+
+	if (!key)
+		return NULL;
+	HASH_FIND_STR(m->groups, key, g);
+	return g ? g->svc : NULL;
+}
+
 bool model_has_dirty(const struct model *m)
 {
 	return m->n_dirty > 0;
@@ -284,6 +322,21 @@ const char *model_service_skip_reason(const struct kube_service *svc)
 		return "label service.kubernetes.io/service-proxy-name hands it to another proxy";
 	if (svc->n_cluster_ips == 0)
 		return "no ClusterIP";
+	return NULL;
+}
+
+const char *model_service_note(const struct kube_service *svc)
+{
+	static char buf[160];
+	const char *why = model_service_skip_reason(svc);
+
+	if (why) {
+		snprintf(buf, sizeof(buf), "not proxied: %s", why);
+		return buf;
+	}
+	if (svc->internal_traffic_local)
+		return "internalTrafficPolicy Local: no endpoint is local to this host, so its "
+		       "ClusterIP traffic is dropped (as on a node without local endpoints)";
 	return NULL;
 }
 
@@ -349,8 +402,47 @@ static const struct kube_endpoint_port *slice_port(const struct kube_endpoint_sl
  * when none is ready, the serving-and-terminating ones (kube-proxy's
  * fallback, so a rolling update does not black-hole the Service).
  */
+/*
+ * Topology-aware hints, as kube-proxy applies them: when this host has a
+ * zone, every ready endpoint carries zone hints and at least one names our
+ * zone, only those are used.
+ */
+static bool zone_match(const struct kube_endpoint *ep, const char *zone)
+{
+	for (size_t i = 0; i < ep->n_hint_zones; i++)
+		if (streq(ep->hint_zones[i], zone))
+			return true;
+	return false;
+}
+
+static bool use_zone_hints(const struct group *g, const struct kube_service_port *sp, int family,
+			   const char *zone)
+{
+	bool any_match = false;
+
+	if (!zone)
+		return false;
+	for (const struct source *s = g->sources; s; s = s->next_in_group)
+		for (size_t i = 0; i < s->n_slices; i++) {
+			const struct kube_endpoint_slice *sl = s->slices[i];
+
+			if (sl->family != family || !slice_port(sl, sp))
+				continue;
+			for (size_t j = 0; j < sl->n_endpoints; j++) {
+				const struct kube_endpoint *ep = &sl->endpoints[j];
+
+				if (!ep->ready)
+					continue;
+				if (!ep->has_hints)
+					return false;
+				any_match = any_match || zone_match(ep, zone);
+			}
+		}
+	return any_match;
+}
+
 static int collect_backends(const struct group *g, const struct kube_service_port *sp, int family,
-			    bool terminating, struct model_entry *e)
+			    bool terminating, const char *zone, struct model_entry *e)
 {
 	for (const struct source *s = g->sources; s; s = s->next_in_group)
 		for (size_t i = 0; i < s->n_slices; i++) {
@@ -364,7 +456,7 @@ static int collect_backends(const struct group *g, const struct kube_service_por
 				bool use = terminating ? ep->serving && ep->terminating : ep->ready;
 				struct model_backend *v;
 
-				if (!use)
+				if (!use || (zone && !zone_match(ep, zone)))
 					continue;
 				v = realloc(e->backends, (e->n_backends + 1) * sizeof(*v));
 				if (!v)
@@ -390,10 +482,12 @@ static void dedup_backends(struct model_entry *e)
 	e->n_backends = o;
 }
 
-static int fill_entry(const struct group *g, const struct kube_service_port *sp,
-		      const struct kube_ip *vip, struct model_entry *e)
+static int fill_entry(const struct model *m, const struct group *g,
+		      const struct kube_service_port *sp, const struct kube_ip *vip, bool external,
+		      struct model_entry *e)
 {
 	const struct kube_service *svc = g->svc;
+	const char *zone = NULL;
 	int r;
 
 	e->vip = *vip;
@@ -403,14 +497,18 @@ static int fill_entry(const struct group *g, const struct kube_service_port *sp,
 		snprintf(e->comment, sizeof(e->comment), "%s:%s", g->key, sp->name);
 	else
 		snprintf(e->comment, sizeof(e->comment), "%s:%u", g->key, sp->port);
-	if (svc->internal_traffic_local) {
-		/* An off-cluster host never has node-local endpoints. */
+	if (svc->internal_traffic_local && !external) {
+		/* An off-cluster host never has node-local endpoints. Traffic to
+		 * external IPs from the host itself is short-circuited to the
+		 * cluster-wide endpoints, as kube-proxy does for local traffic. */
 		e->verdict = MODEL_DROP;
 		return 0;
 	}
-	r = collect_backends(g, sp, vip->family, false, e);
+	if (use_zone_hints(g, sp, vip->family, m->zone))
+		zone = m->zone;
+	r = collect_backends(g, sp, vip->family, false, zone, e);
 	if (r >= 0 && e->n_backends == 0)
-		r = collect_backends(g, sp, vip->family, true, e);
+		r = collect_backends(g, sp, vip->family, true, NULL, e);
 	if (r < 0)
 		return r;
 	dedup_backends(e);
@@ -420,24 +518,51 @@ static int fill_entry(const struct group *g, const struct kube_service_port *sp,
 	return 0;
 }
 
-static int group_entries(const struct group *g, struct entry_list *out)
+static bool vip_listed(const struct entry_list *l, const struct kube_ip *vip)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (kube_ip_equal(&l->v[i].vip, vip))
+			return true;
+	return false;
+}
+
+static int add_vip(const struct model *m, const struct group *g, const struct kube_ip *vip,
+		   bool external, struct entry_list *out)
 {
 	const struct kube_service *svc = g->svc;
 
+	/* An address listed twice (clusterIP also in externalIPs) once. */
+	if (vip_listed(out, vip))
+		return 0;
+	for (size_t j = 0; j < svc->n_ports; j++) {
+		struct model_entry *e = entry_list_add(out);
+		int r;
+
+		if (!e)
+			return -ENOMEM;
+		r = fill_entry(m, g, &svc->ports[j], vip, external, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int group_entries(const struct model *m, const struct group *g, struct entry_list *out)
+{
+	const struct kube_service *svc = g->svc;
+	int r = 0;
+
 	if (!svc || model_service_skip_reason(svc))
 		return 0;
-	for (size_t i = 0; i < svc->n_cluster_ips; i++)
-		for (size_t j = 0; j < svc->n_ports; j++) {
-			struct model_entry *e = entry_list_add(out);
-			int r;
-
-			if (!e)
-				return -ENOMEM;
-			r = fill_entry(g, &svc->ports[j], &svc->cluster_ips[i], e);
-			if (r < 0)
-				return r;
-		}
-	return 0;
+	for (size_t i = 0; i < svc->n_cluster_ips && r >= 0; i++)
+		r = add_vip(m, g, &svc->cluster_ips[i], false, out);
+	if (m->no_external)
+		return r;
+	for (size_t i = 0; i < svc->n_external_ips && r >= 0; i++)
+		r = add_vip(m, g, &svc->external_ips[i], true, out);
+	for (size_t i = 0; i < svc->n_lb_ips && r >= 0; i++)
+		r = add_vip(m, g, &svc->lb_ips[i], true, out);
+	return r;
 }
 
 static bool key_equal(const struct model_key *k, const struct model_entry *e)
@@ -529,7 +654,7 @@ int model_flush_changes(struct model *m, model_change_fn fn, void *userdata)
 	if (!lists)
 		return -ENOMEM;
 	for (size_t i = 0; i < n && r >= 0; i++)
-		r = group_entries(m->dirty[i], &lists[i]);
+		r = group_entries(m, m->dirty[i], &lists[i]);
 	for (size_t i = 0; i < n && r >= 0; i++)
 		r = emit_removals(m->dirty[i], &lists[i], fn, userdata);
 	for (size_t i = 0; i < n && r >= 0; i++)

@@ -84,3 +84,24 @@ void model_get_stats(const struct model *m, struct model_stats *ret);
 
 /* Why a Service is not proxied, or NULL when it is. */
 const char *model_service_skip_reason(const struct kube_service *svc);
+
+/*
+ * What an operator should know about how this host treats svc, or NULL:
+ * "not proxied: <reason>", or a policy this host cannot honour the way a
+ * node would (internalTrafficPolicy Local: no endpoint is ever local here).
+ */
+const char *model_service_note(const struct kube_service *svc);
+
+/* The stored Service, or NULL. Valid until the next change of the model. */
+const struct kube_service *model_service_get(const struct model *m, const char *ns,
+					     const char *name);
+
+/*
+ * Host settings that change the desired table; changing one marks every
+ * Service dirty.
+ *  - external: also DNAT spec.externalIPs and load-balancer ingress IPs
+ *    locally, as kube-proxy does for clients inside the cluster (default on);
+ *  - zone: this host's topology zone, for topology-aware hints (NULL: none).
+ */
+int model_set_external(struct model *m, bool external);
+int model_set_zone(struct model *m, const char *zone);

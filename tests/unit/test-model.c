@@ -333,6 +333,100 @@ static void test_port_change_removes_old_key(void **state)
 	model_free(m);
 }
 
+static void hint(struct kube_endpoint_slice *sl, size_t i, const char *zone)
+{
+	struct kube_endpoint *ep = &sl->endpoints[i];
+
+	ep->hint_zones = realloc(ep->hint_zones, (ep->n_hint_zones + 1) * sizeof(char *));
+	ep->hint_zones[ep->n_hint_zones++] = strdup(zone);
+	ep->has_hints = true;
+}
+
+static void test_external_ips(void **state)
+{
+	struct kube_service *svc = service("a", "s", "10.96.0.1", "p/TCP/80", NULL);
+	struct model *m;
+	struct changes c;
+
+	svc->external_ips[0] = ip("192.0.2.10");
+	svc->external_ips[1] = ip("10.96.0.1"); /* same as the ClusterIP: once */
+	svc->n_external_ips = 2;
+	svc->lb_ips[0] = ip("198.51.100.7");
+	svc->n_lb_ips = 1;
+	svc->internal_traffic_local = true;
+	assert_int_equal(model_new(&m), 0);
+	model_service_set(m, svc);
+	set_one(m, slice("a", "s-1", "s", AF_INET, "p", 8080, "10.0.0.1", NULL));
+	c = flush(m);
+	assert_int_equal(c.n, 3);
+	/* iTP Local drops ClusterIP traffic; the host's own traffic to external
+	 * and load-balancer IPs goes to the cluster-wide endpoints */
+	assert_int_equal(find(&c, "10.96.0.1.tcp.80")->verdict, MODEL_DROP);
+	assert_string_equal(find(&c, "192.0.2.10.tcp.80")->backends, "10.0.0.1:8080");
+	assert_string_equal(find(&c, "198.51.100.7.tcp.80")->backends, "10.0.0.1:8080");
+	assert_non_null(strstr(model_service_note(svc), "internalTrafficPolicy Local"));
+
+	/* switched off: only the ClusterIP stays */
+	model_set_external(m, false);
+	c = flush(m);
+	assert_int_equal(c.n, 3);
+	assert_true(find(&c, "192.0.2.10.tcp.80")->removed);
+	assert_true(find(&c, "198.51.100.7.tcp.80")->removed);
+	model_free(m);
+}
+
+static void test_zone_hints(void **state)
+{
+	struct kube_endpoint_slice *sl;
+	struct model *m;
+	struct changes c;
+
+	assert_int_equal(model_new(&m), 0);
+	model_service_set(m, service("a", "s", "10.96.0.1", "p/TCP/80", NULL));
+	sl = slice("a", "s-1", "s", AF_INET, "p", 80, "10.0.0.1", "10.0.0.2", "10.0.0.3", NULL);
+	hint(sl, 0, "zone-a");
+	hint(sl, 1, "zone-b");
+	hint(sl, 2, "zone-a");
+	set_one(m, sl);
+	c = flush(m);
+	assert_string_equal(c.v[0].backends, "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80");
+
+	model_set_zone(m, "zone-a");
+	c = flush(m);
+	assert_string_equal(c.v[0].backends, "10.0.0.1:80,10.0.0.3:80");
+
+	/* no endpoint hinted for our zone: all of them */
+	model_set_zone(m, "zone-c");
+	c = flush(m);
+	assert_string_equal(c.v[0].backends, "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80");
+
+	/* one ready endpoint without hints: hints are ignored */
+	model_set_zone(m, "zone-a");
+	sl = slice("a", "s-1", "s", AF_INET, "p", 80, "10.0.0.1", "10.0.0.2", NULL);
+	hint(sl, 0, "zone-a");
+	set_one(m, sl);
+	c = flush(m);
+	assert_string_equal(c.v[0].backends, "10.0.0.1:80,10.0.0.2:80");
+	model_free(m);
+}
+
+static void test_service_get_and_notes(void **state)
+{
+	struct kube_service *ext = service("a", "e", NULL, "p/TCP/80", NULL);
+	struct model *m;
+
+	ext->type = KUBE_SERVICE_EXTERNAL_NAME;
+	assert_int_equal(model_new(&m), 0);
+	model_service_set(m, ext);
+	model_service_set(m, service("kube-system", "kube-dns", "10.96.0.10", "dns/UDP/53", NULL));
+	assert_non_null(model_service_get(m, "kube-system", "kube-dns"));
+	assert_null(model_service_get(m, "kube-system", "nope"));
+	assert_string_equal(model_service_note(model_service_get(m, "a", "e")),
+			    "not proxied: ExternalName Service (DNS only)");
+	assert_null(model_service_note(model_service_get(m, "kube-system", "kube-dns")));
+	model_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +437,9 @@ int main(void)
 		cmocka_unit_test(test_skipped_and_policy),
 		cmocka_unit_test(test_vip_reuse_order),
 		cmocka_unit_test(test_port_change_removes_old_key),
+		cmocka_unit_test(test_external_ips),
+		cmocka_unit_test(test_zone_hints),
+		cmocka_unit_test(test_service_get_and_notes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
