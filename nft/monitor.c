@@ -11,9 +11,20 @@
  * generation id; a periodic GETGEN compares the kernel's current id with
  * the last one announced to us, which catches notifications lost to a full
  * socket buffer or never delivered.
+ *
+ * Our own large commits overflow the socket buffer: the kernel sends a
+ * notification for every element (a few dozen per message), 100,000
+ * elements are ~10 MB of them, and nothing reads them until the commit
+ * is over. Lost notifications are not a reason to rebuild by themselves:
+ * every transaction moves the generation on by exactly one, so if the
+ * generation moved on since we last read everything by exactly as many
+ * transactions as we committed in the meantime, all of them were ours.
+ * Otherwise someone else's went missing among them, and we must assume
+ * the worst.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <sys/socket.h>
 
 #include <libmnl/libmnl.h>
@@ -28,20 +39,31 @@
 #define MONITOR_RCVBUF (4u << 20)
 
 struct nft_monitor {
+	const struct nft *nft;
 	struct mnl_socket *nl;
 	uint32_t own_portid;
 	uint32_t genid;   /* last generation announced to us */
 	bool genid_known;
+	/* When everything up to generation synced_genid had been read, we
+	 * had committed synced_own transactions. */
+	bool synced;
+	uint32_t synced_genid;
+	uint64_t synced_own;
 };
+
+static int current_genid(uint32_t *ret);
+static void synced_at(struct nft_monitor *m, uint32_t genid);
 
 int nft_monitor_new(const struct nft *n, struct nft_monitor **ret)
 {
 	struct nft_monitor *m;
 	int group = NFNLGRP_NFTABLES, size = (int)MONITOR_RCVBUF, r;
+	uint32_t genid = 0;
 
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
+	m->nft = n;
 	m->own_portid = nft_portid(n);
 	m->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (!m->nl) {
@@ -55,11 +77,16 @@ int nft_monitor_new(const struct nft *n, struct nft_monitor **ret)
 		nft_monitor_free(m);
 		return r;
 	}
-	/* A burst of our own element changes must not overflow the buffer. */
+	/* Room for the usual bursts; large commits of ours overflow it
+	 * anyway (see above). */
 	if (setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUFFORCE, &size,
 		       sizeof(size)) < 0)
 		(void)setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUF, &size,
 				 sizeof(size));
+	/* Subscribed first: whatever changes from now on is announced. */
+	r = current_genid(&genid);
+	if (r >= 0)
+		synced_at(m, genid);
 	*ret = m;
 	return 0;
 }
@@ -129,7 +156,9 @@ static bool on_event(struct nft_monitor *m, const struct nlmsghdr *nlh)
 	if (type == NFT_MSG_NEWGEN) {
 		uint32_t id = parse_genid(nlh, &ok);
 
-		if (ok) {
+		/* Only forward: one announced before we first asked may
+		 * still be queued. */
+		if (ok && (!m->genid_known || (int32_t)(id - m->genid) > 0)) {
 			m->genid = id;
 			m->genid_known = true;
 		}
@@ -142,10 +171,38 @@ static bool on_event(struct nft_monitor *m, const struct nlmsghdr *nlh)
 	return true;
 }
 
+/* Everything announced so far has been read, at generation genid. */
+static void synced_at(struct nft_monitor *m, uint32_t genid)
+{
+	m->genid = genid;
+	m->genid_known = true;
+	m->synced = true;
+	m->synced_genid = genid;
+	m->synced_own = nft_transactions_total(m->nft);
+}
+
+/* Notifications were dropped: were they all about our own transactions? */
+static bool lost_only_ours(struct nft_monitor *m)
+{
+	uint64_t own = nft_transactions_total(m->nft);
+	uint32_t now = 0;
+	bool ours;
+
+	if (current_genid(&now) < 0)
+		return false;
+	ours = m->synced && (uint64_t)(uint32_t)(now - m->synced_genid) == own - m->synced_own;
+	if (!ours)
+		log_debug("nft: monitor lost notifications: generation %u -> %u, %" PRIu64
+			  " transactions of ours", m->synced_genid, now, own - m->synced_own);
+	/* Accounted for either way: the caller rebuilds if not ours. */
+	synced_at(m, now);
+	return ours;
+}
+
 int nft_monitor_process(struct nft_monitor *m)
 {
 	char buf[65536];
-	bool tampered = false;
+	bool tampered = false, lost = false;
 
 	for (;;) {
 		ssize_t got = mnl_socket_recvfrom(m->nl, buf, sizeof(buf));
@@ -155,9 +212,9 @@ int nft_monitor_process(struct nft_monitor *m)
 			if (errno == EAGAIN || errno == EINTR)
 				break;
 			if (errno == ENOBUFS) {
-				/* Notifications were dropped: assume the worst. */
-				log_debug("nft: monitor lost notifications (ENOBUFS)");
-				tampered = true;
+				/* What is still queued is read on; what was
+				 * dropped is checked below. */
+				lost = true;
 				continue;
 			}
 			return -errno;
@@ -169,6 +226,10 @@ int nft_monitor_process(struct nft_monitor *m)
 			if (on_event(m, nlh))
 				tampered = true;
 	}
+	if (lost && !lost_only_ours(m))
+		tampered = true;
+	else if (!lost && !tampered && m->genid_known)
+		synced_at(m, m->genid);
 	return tampered;
 }
 
@@ -241,16 +302,12 @@ int nft_monitor_verify(struct nft_monitor *m)
 	r = current_genid(&now);
 	if (r < 0)
 		return r;
-	if (!m->genid_known) {
-		m->genid = now;
-		m->genid_known = true;
+	if (!m->genid_known || now == m->genid) {
+		synced_at(m, now);
 		return 0;
 	}
-	if (now != m->genid) {
-		log_debug("nft: ruleset generation %u, last announced %u: notifications missed",
-			  now, m->genid);
-		m->genid = now;
-		return 1;
-	}
-	return 0;
+	log_debug("nft: ruleset generation %u, last announced %u: notifications missed", now,
+		  m->genid);
+	m->genid = now;
+	return 1;
 }

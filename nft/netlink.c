@@ -190,6 +190,11 @@ size_t nft_batch_count(const struct nft_batch *b)
 	return b->n_msgs;
 }
 
+const struct nft_msg_info *nft_batch_msg(const struct nft_batch *b, size_t i)
+{
+	return i < b->n_msgs ? &b->msgs[i] : NULL;
+}
+
 uint32_t nft_batch_next_seq(const struct nft_batch *b)
 {
 	return b->seq + 1;

@@ -87,6 +87,9 @@ struct nft_batch;
 int nft_socket_open(struct mnl_socket **ret);
 /* Port id of the commit socket: notifications it caused carry it. */
 uint32_t nft_portid(const struct nft *n);
+/* Transactions the kernel committed for n so far: each moved the ruleset
+ * generation on by one. */
+uint64_t nft_transactions_total(const struct nft *n);
 void nft_socket_close(struct mnl_socket *nl);
 
 int nft_batch_new(uint32_t first_seq, struct nft_batch **ret);
@@ -101,6 +104,8 @@ struct nlmsghdr *nft_batch_msg_start(struct nft_batch *b, uint16_t type, enum nf
 				     uint16_t flags);
 int nft_batch_msg_end(struct nft_batch *b, const struct nft_msg_info *info);
 size_t nft_batch_count(const struct nft_batch *b);
+/* Message i (< nft_batch_count()) as recorded by nft_batch_msg_end(). */
+const struct nft_msg_info *nft_batch_msg(const struct nft_batch *b, size_t i);
 /* Sequence number following the last one the batch used. */
 uint32_t nft_batch_next_seq(const struct nft_batch *b);
 
@@ -124,6 +129,9 @@ int nft_rs_table_delete(struct nft_batch *b, enum nft_family f);
 /* Fixed sets, maps, chains and rules (after nft_rs_table_replace); the
  * prerouting and forward chains only for a gateway. */
 int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway);
+/* Chain nat-postrouting: "<family> saddr <addr> ct status dnat masquerade"
+ * (addr: 4 or 16 bytes by family), for resolv/'s DNS link. */
+int nft_rs_masquerade(struct nft_batch *b, enum nft_family f, const uint8_t *addr);
 /* Map backends-N and chain lb-N with its dnat rule. */
 int nft_rs_group_add(struct nft_batch *b, enum nft_family f, uint32_t n);
 int nft_rs_group_delete(struct nft_batch *b, enum nft_family f, uint32_t n);
@@ -135,3 +143,54 @@ int nft_rs_elems(struct nft_batch *b, enum nft_family f, enum nft_set_kind kind,
 void nft_rs_describe(const struct nft_msg_info *info, size_t elem_index, char *buf, size_t len);
 /* Which element of an element message holds byte offset off, or SIZE_MAX. */
 size_t nft_rs_elem_at(const struct nlmsghdr *nlh, uint32_t off);
+
+/* ---- adopt.c ------------------------------------------------------------ */
+
+/* Bounds on a table left by a previous run before it is replaced instead of
+ * taken over: distinct endpoint counts, and elements over all its sets. */
+#define NFT_ADOPT_MAX_GROUPS 4096u
+#define NFT_ADOPT_MAX_ELEMS (1u << 24)
+
+/* Builds into b what creates family f's table and everything in it but the
+ * groups, exactly as this version and configuration would. */
+typedef int (*nft_skeleton_fn)(struct nft_batch *b, enum nft_family f, void *userdata);
+
+/*
+ * What nft_table_read() finds, element by element: every group first, then
+ * service-ips and no-endpoint-services, the backends-N slots the keys of
+ * service-ips lead to (each exactly once), cluster-ips.
+ * A callback returns 0, -ENOMEM (stops the read with it) or another
+ * -errno: the table is inconsistent, the read ends with NFT_TABLE_DIFFERENT
+ * (the callback writes why into the caller's reason buffer).
+ */
+struct nft_table_sink {
+	int (*group)(void *userdata, uint32_t n);
+	/* service-ips: NFT_KIND_FORWARD to lb-n; no-endpoint-services:
+	 * NFT_KIND_REJECT or NFT_KIND_DROP. comment "" when none. */
+	int (*verdict)(void *userdata, const struct nft_key *key, enum nft_kind kind, uint32_t n,
+		       const char *comment);
+	/* backends-n, slot < n */
+	int (*backend)(void *userdata, uint32_t n, const struct nft_key *key, uint32_t slot,
+		       const struct model_backend *be);
+	/* cluster-ips: protocol and port zero */
+	int (*cluster_ip)(void *userdata, const struct nft_key *vip);
+};
+
+enum {
+	NFT_TABLE_ABSENT,    /* no table kube-annex in the family */
+	NFT_TABLE_READ,      /* exactly this version's; every element went to the sink */
+	NFT_TABLE_DIFFERENT, /* something else, or inconsistent: see reason */
+};
+
+/*
+ * Read family f's table kube-annex and, if its chains, rules and sets are
+ * exactly what skeleton() plus one group per backends-N map would create,
+ * hand its elements to sink. Returns NFT_TABLE_* or -errno; -EAGAIN when
+ * the ruleset changed while it was read (undo what the sink did, and read
+ * again).
+ */
+int nft_table_read(enum nft_family f, nft_skeleton_fn skeleton, void *skeleton_data,
+		   const struct nft_table_sink *sink, void *userdata, char *reason,
+		   size_t reason_len);
+/* 1 when family f has a table kube-annex, 0 when not, or -errno. */
+int nft_table_exists(enum nft_family f);

@@ -60,19 +60,34 @@ struct nft *nft_free(struct nft *n);
 int nft_stage(struct nft *n, const struct model_key *key, const struct model_entry *entry);
 
 /*
- * Send everything staged as one atomic batch. The first commit after
- * nft_new() or nft_reset() (re)creates both tables from scratch in the same
- * transaction, so packets see either the old ruleset or the new one.
+ * Send everything staged; returns when the kernel has committed all of it.
+ * Usually that is one atomic transaction. A large commit is split into
+ * transactions of a bounded size, each carrying whole VIPs (all their keys,
+ * backends and cluster-ips element), so that the nfnetlink lock is never
+ * held for long and each Service goes from its old state to its new one at
+ * once.
+ *
+ * The first commit after nft_new() makes the tables hold exactly what is
+ * staged. A table a previous run left (--keep-rules) that is exactly what
+ * this version and configuration create is adopted: only the differences
+ * are sent, and keys it holds that were not staged are removed. Otherwise
+ * it is replaced in one transaction (packets see either the old table or
+ * the new one), and a missing one is created, in as many transactions as
+ * needed. After nft_reset() the tables are rebuilt that way too (replaced
+ * whole if they exist, created if not), never adopted.
+ *
  * On failure returns -errno, puts the kernel's extended ACK text (if any)
  * in *ret_error, and forgets the committed copy: the caller must stage
- * everything again (model_mark_all_dirty) and retry.
+ * everything again (model_mark_all_dirty) and retry. Transactions before
+ * the failed one stay committed.
  */
 int nft_commit(struct nft *n, char **ret_error);
 /* Something is staged, or the tables must be (re)built. Deleting unused
  * groups never makes a commit pending: it waits for the next one. */
 bool nft_pending(const struct nft *n);
 
-/* Forget the committed copy; the next commit rebuilds the tables. */
+/* Forget the committed copy; the next commit rebuilds the tables (before
+ * the first commit: still adopts them). */
 void nft_reset(struct nft *n);
 
 /*
@@ -85,6 +100,17 @@ void nft_reset(struct nft *n);
  */
 void nft_set_gateway(struct nft *n, bool gateway);
 
+/*
+ * Masquerade locally originated traffic from these source addresses after
+ * DNAT, in chain nat-postrouting:
+ *     ip saddr 169.254.53.53 ct status dnat masquerade
+ * For resolv/: systemd-resolved sends the cluster DNS queries out of the
+ * kube-annex0 link, with its address as source, which the cluster cannot
+ * route back. At most one address per family (-EINVAL otherwise); n_ips 0
+ * for none. Changing them resets (nft_reset): stage everything again.
+ */
+int nft_set_masquerade_sources(struct nft *n, const struct kube_ip *ips, size_t n_ips);
+
 /* Delete both tables if present. Idempotent; needs no other state. */
 int nft_cleanup(char **ret_error);
 
@@ -93,7 +119,9 @@ int nft_cleanup(char **ret_error);
  * tables. Poll nft_monitor_fd() for EPOLLIN and call nft_monitor_process();
  * call nft_monitor_verify() now and then to catch missed notifications.
  * Both return 1 when our tables must be rebuilt (nft_reset() and stage
- * everything again), 0 when all is well, -errno on failure.
+ * everything again), 0 when all is well, -errno on failure. Notifications
+ * lost to a full buffer count as a change only if someone else's
+ * transactions are among them. The monitor refers to n: free it first.
  */
 struct nft_monitor;
 
@@ -107,8 +135,12 @@ struct nft_stats {
 	size_t entries;      /* keys committed */
 	size_t backends;     /* backend elements committed */
 	size_t groups;       /* distinct endpoint counts with a chain and map */
-	uint64_t commits;       /* nft_commit() batches the kernel took */
+	size_t adopted;      /* keys taken over from a previous run's tables */
+	uint64_t commits;       /* nft_commit() calls that sent something */
 	uint64_t messages_last; /* netlink messages the last nft_commit() sent,
 				 * batch begin/end included; 0: nothing to do */
+	uint64_t transactions_last;         /* transactions it took (0: none) */
+	uint64_t transaction_usec_max_last; /* the longest of them, sent to acked
+					     * (the nfnetlink lock is held that long) */
 };
 void nft_get_stats(const struct nft *n, struct nft_stats *ret);

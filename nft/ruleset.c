@@ -773,6 +773,62 @@ int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway)
 	return r;
 }
 
+/* ---- resolv/: masquerade of the DNS link's address ---------------------- */
+
+#define PRIO_SRCNAT 100
+#define IPS_DST_NAT_BIT (1u << 5) /* enum ip_conntrack_status */
+
+/* nat-postrouting: ip saddr <addr> ct status dnat masquerade */
+int nft_rs_masquerade(struct nft_batch *b, enum nft_family f, const uint8_t *addr)
+{
+	static const struct chain_hook nat_postrouting = { "nat", NF_INET_POST_ROUTING,
+							   PRIO_SRCNAT };
+	uint32_t mask = IPS_DST_NAT_BIT, zero = 0;
+	struct rule_builder rb;
+	struct nftnl_expr *e;
+	int r;
+
+	r = chain_msg(b, f, NFT_MSG_NEWCHAIN, "nat-postrouting", &nat_postrouting);
+	if (r < 0)
+		return r;
+	r = rule_begin(&rb, f, "nat-postrouting");
+	if (r < 0)
+		return r;
+	/* saddr: 4 bytes at 12 (ip), 16 bytes at 8 (ip6) */
+	x_payload(&rb, NFT_PAYLOAD_NETWORK_HEADER, rb.fl->daddr_offset - rb.fl->addr_len,
+		  rb.fl->addr_len, NFT_REG_1);
+	e = rb_expr(&rb, "cmp");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, addr, rb.fl->addr_len);
+	}
+	e = rb_expr(&rb, "ct");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	e = rb_expr(&rb, "bitwise");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	e = rb_expr(&rb, "cmp");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_NEQ);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &zero, sizeof(zero));
+	}
+	rb_expr(&rb, "masq");
+	return rule_commit(b, f, &rb, "nat-postrouting",
+			   "cluster DNS queries from the kube-annex0 link");
+}
+
+/* ---- endpoint-count groups ---------------------------------------------- */
+
 int nft_rs_group_add(struct nft_batch *b, enum nft_family f, uint32_t n)
 {
 	const struct family_layout *fl = &layouts[f];

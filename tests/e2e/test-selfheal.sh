@@ -109,6 +109,8 @@ ok "changes to other tables are left alone (restorations: $before)"
 ) </dev/null >"$KA_STATE/restart-loop.log" 2>&1 &
 loop_pid=$!
 sleep 1.5
+# "table ip kube-annex { # handle N": a table created again gets a new one
+handle_before=$($KA_IN_HOST nft -a list table ip kube-annex | sed -n 1p)
 kill -TERM "$ka_pid"; wait "$ka_pid" || fail "kube-annex --keep-rules exited non-zero"
 host_nft >/dev/null || fail "--keep-rules: table gone after SIGTERM"
 start_kube_annex
@@ -117,6 +119,10 @@ result=$(tail -1 "$KA_STATE/restart-loop.log")
 grep -q "fails=0" <<<"$result" || fail "connections failed during the restart: $(cat "$KA_STATE/restart-loop.log")"
 ka_wait_for 'grep -c "Programmed" "$KA_STATE/kube-annex.log" | grep -q 2' 30 "second instance ready"
 ok "restart with --keep-rules: no new connection failed ($result)"
+handle_after=$($KA_IN_HOST nft -a list table ip kube-annex | sed -n 1p)
+[ "$handle_before" = "$handle_after" ] ||
+	fail "the restart replaced the table instead of adopting it ($handle_before -> $handle_after)"
+ok "the second instance adopted the table in place ($handle_after)"
 
 # --- a plain stop removes everything ---------------------------------------
 kill -TERM "$ka_pid"; wait "$ka_pid" || fail "kube-annex exited non-zero"; ka_pid=""

@@ -7,9 +7,11 @@
  * Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN for unshare) and the nft
  * binary; exits 77 with a reason otherwise.
  *
- * KUBE_ANNEX_NFT_BENCH=SERVICESxENDPOINTS (e.g. 10000x10) also times a
- * cold commit and single changes and prints the figures (no assertions;
- * build without sanitizers for meaningful numbers).
+ * KUBE_ANNEX_NFT_BENCH=SERVICESxENDPOINTS (e.g. 10000x10) instead times a
+ * cold commit (and its longest transaction), a restart that adopts the
+ * table, single changes, and a rebuild after nft_reset(), and prints the
+ * figures (no assertions; build without sanitizers for meaningful numbers).
+ * TEST_DEBUG=1 shows nft/'s debug log.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -257,6 +259,101 @@ static bool table_exists(const char *family)
 	snprintf(cmd, sizeof(cmd), "nft list table %s kube-annex >/dev/null 2>&1", family);
 	free(run(cmd, &status));
 	return status == 0;
+}
+
+/* `nft -a list table`: with the handles, which change when a table or
+ * anything in it is created again. */
+static char *listing_handles(const char *family)
+{
+	char cmd[128];
+	int status;
+	char *out;
+
+	snprintf(cmd, sizeof(cmd), "nft -a list table %s kube-annex 2>&1", family);
+	out = run(cmd, &status);
+	if (status != 0)
+		fail_msg("%s failed: %s", cmd, out);
+	return out;
+}
+
+/* The table's own handle, from "table ip kube-annex { # handle 7". */
+static unsigned table_handle(const char *family)
+{
+	char *l = listing_handles(family), *p = strstr(l, "# handle ");
+	unsigned h = 0;
+
+	assert_non_null(p);
+	h = (unsigned)strtoul(p + strlen("# handle "), NULL, 10);
+	free(l);
+	return h;
+}
+
+/* Like canonical(), each item prefixed with the set, map or chain it is
+ * in, so that an element in the wrong map does not compare equal. */
+static char *canonical_blocks(const char *text)
+{
+	char header[128] = "", **items = NULL, *out = NULL;
+	const char *start = text;
+	size_t n = 0, len = 0;
+	int depth = 0;
+	FILE *f;
+
+	for (const char *p = text;; p++) {
+		char c = *p;
+		size_t l;
+
+		if (c != '{' && c != '}' && c != ',' && c != '\0')
+			continue;
+		while (start < p && (*start == ' ' || *start == '\n' || *start == '\t'))
+			start++;
+		l = (size_t)(p - start);
+		while (l > 0 && (start[l - 1] == ' ' || start[l - 1] == '\n' || start[l - 1] == '\t'))
+			l--;
+		if (c == '{' && ++depth == 2)
+			snprintf(header, sizeof(header), "%.*s", (int)l, start);
+		if (l > 0) {
+			items = reallocarray(items, n + 1, sizeof(*items));
+			assert_non_null(items);
+			assert_true(asprintf(&items[n++], "%s| %.*s", header, (int)l, start) > 0);
+		}
+		if (c == '}' && depth-- == 2)
+			header[0] = 0;
+		if (!c)
+			break;
+		start = p + 1;
+	}
+	qsort(items, n, sizeof(*items), line_cmp);
+	f = open_memstream(&out, &len);
+	assert_non_null(f);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%s\n", items[i]);
+		free(items[i]);
+	}
+	fclose(f);
+	free(items);
+	return out;
+}
+
+static void assert_same_items(const char *a, const char *b)
+{
+	char *ca = canonical_blocks(a), *cb = canonical_blocks(b);
+
+	if (strcmp(ca, cb) != 0) {
+		fprintf(stderr, "--- expected\n%s\n--- got\n%s\n", a, b);
+		fail_msg("listings differ");
+	}
+	free(ca);
+	free(cb);
+}
+
+static void shell_ok(const char *cmd)
+{
+	int status;
+	char *out = run(cmd, &status);
+
+	if (status != 0)
+		fail_msg("%s: %s", cmd, out);
+	free(out);
 }
 
 /* Nothing nft could not turn back into its own syntax: no raw payload
@@ -769,10 +866,12 @@ static void test_external_delete(void **state)
 	free(l);
 }
 
-/* A daemon restart: a new instance replaces the old table in one go. */
+/* A daemon restart: a new instance takes the old table over and leaves
+ * exactly what it staged; the old Service's group goes a second later. */
 static void test_restart(void **state)
 {
 	struct nft *n = *state, *m = NULL;
+	struct nft_stats st;
 	struct svc old, cur;
 	char *l;
 
@@ -786,12 +885,23 @@ static void test_restart(void **state)
 	svc_backends(&cur, "10.244.2.", 2);
 	assert_int_equal(svc_stage(m, &cur), 0);
 	commit_ok(m);
-	nft_free(m);
+	nft_get_stats(m, &st);
+	assert_int_equal(st.adopted, 1);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(st.transactions_last, 1);
 
 	l = listing("ip");
 	assert_not_contains(l, "10.96.5.5");
-	assert_not_contains(l, "lb-7");
 	assert_block_contains(l, "map backends-2 {", "10.96.5.6 . tcp . 80 . 1 : 10.244.2.2 . 8080");
+	assert_contains(l, "chain lb-7 {");
+	free(l);
+
+	usleep(1100 * 1000);
+	commit_ok(m);
+	nft_free(m);
+	l = listing("ip");
+	assert_not_contains(l, "lb-7");
+	assert_contains(l, "chain lb-2 {");
 	free(l);
 }
 
@@ -879,6 +989,436 @@ static void test_many(void **state)
 	free(out);
 }
 
+/* ---- adopting a previous run's tables ------------------------------------ */
+
+/* A bit of everything, in both families: 8 keys in ip, 2 in ip6. */
+#define MIXED 10
+
+static void mixed_state(struct svc *s)
+{
+	svc_init(&s[0], "10.96.0.1", IPPROTO_TCP, 443, MODEL_FORWARD, "default/kubernetes:https");
+	svc_backend(&s[0], "192.168.1.10", 6443);
+	svc_init(&s[1], "10.96.5.5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
+	svc_backends(&s[1], "10.244.1.", 3);
+	svc_init(&s[2], "10.96.5.5", IPPROTO_TCP, 443, MODEL_FORWARD, "shop/web:https");
+	svc_backends(&s[2], "10.244.1.", 3);
+	svc_init(&s[3], "10.96.0.10", IPPROTO_UDP, 53, MODEL_FORWARD, "kube-system/kube-dns:dns");
+	svc_backends(&s[3], "10.244.2.", 4);
+	svc_init(&s[4], "10.96.7.7", IPPROTO_TCP, 8080, MODEL_REJECT, "shop/cart:http");
+	svc_init(&s[5], "10.96.7.8", IPPROTO_TCP, 80, MODEL_DROP, "shop/local:http");
+	svc_init(&s[6], "10.96.7.10", IPPROTO_SCTP, 9999, MODEL_FORWARD, "shop/sig:sctp");
+	svc_backend(&s[6], "10.244.3.1", 9999);
+	svc_init(&s[7], "fd00:96::5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
+	svc_backends(&s[7], "fd00:244::", 3);
+	svc_init(&s[8], "fd00:96::6", IPPROTO_UDP, 53, MODEL_REJECT, "shop/dns:dns");
+	svc_init(&s[9], "10.96.7.11", IPPROTO_TCP, 80, MODEL_FORWARD, "");
+	svc_backends(&s[9], "10.244.4.", 2);
+}
+
+static void stage_all(struct nft *n, struct svc *s, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		assert_int_equal(svc_stage(n, &s[i]), 0);
+}
+
+/* What a previous run left, committed by an instance of its own. */
+static void previous_run(struct svc *s, size_t count)
+{
+	struct nft *p = NULL;
+
+	assert_int_equal(nft_new(&p), 0);
+	stage_all(p, s, count);
+	commit_ok(p);
+	nft_free(p);
+}
+
+static struct nft *restarted(struct svc *s, size_t count, struct nft_stats *ret)
+{
+	struct nft *m = NULL;
+
+	assert_int_equal(nft_new(&m), 0);
+	/* in another order than the previous run staged them */
+	for (size_t i = count; i-- > 0;)
+		assert_int_equal(svc_stage(m, &s[i]), 0);
+	assert_true(nft_pending(m));
+	commit_ok(m);
+	nft_get_stats(m, ret);
+	return m;
+}
+
+static void test_adopt_identical(void **state)
+{
+	struct nft *m;
+	struct svc s[MIXED];
+	struct nft_stats st;
+	char *before4, *before6, *after4, *after6;
+
+	(void)state;
+	mixed_state(s);
+	previous_run(s, MIXED);
+	before4 = listing_handles("ip");
+	before6 = listing_handles("ip6");
+
+	/* The same state, backends in another order too. */
+	for (size_t i = 0; i < 3; i++)
+		s[1].backends[i].addr.v4.s_addr = htonl(0x0af40100u + 3 - (uint32_t)i);
+	m = restarted(s, MIXED, &st);
+	assert_int_equal(st.messages_last, 0);
+	assert_int_equal(st.transactions_last, 0);
+	assert_int_equal(st.commits, 0);
+	assert_int_equal(st.adopted, MIXED);
+	assert_int_equal(st.entries, MIXED);
+	assert_int_equal(st.backends, 1 + 3 + 3 + 4 + 1 + 3 + 2);
+	assert_int_equal(st.groups, 5); /* ip: 1, 2, 3, 4; ip6: 3 */
+	assert_false(nft_pending(m));
+
+	/* Not a handle changed: nothing was created again. */
+	after4 = listing_handles("ip");
+	after6 = listing_handles("ip6");
+	assert_string_equal(before4, after4);
+	assert_string_equal(before6, after6);
+	commit_ok(m);
+	assert_int_equal(messages_last(m), 0);
+	nft_free(m);
+	free(before4);
+	free(before6);
+	free(after4);
+	free(after6);
+}
+
+/* The same changes, and what they cost, on top of a table committed by
+ * this instance or adopted from another. */
+#define STEPS 8
+
+static void steps(struct nft *n, uint64_t *msgs)
+{
+	struct svc t;
+	size_t k = 0;
+
+	/* one backend replaced: .2 leaves, .9 comes, in slot 1 */
+	svc_init(&t, "10.96.5.5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
+	svc_backend(&t, "10.244.1.1", 8080);
+	svc_backend(&t, "10.244.1.3", 8080);
+	svc_backend(&t, "10.244.1.9", 8080);
+	assert_int_equal(svc_stage(n, &t), 0);
+	commit_ok(n);
+	msgs[k++] = messages_last(n);
+	/* 3 -> 4, into a group in use */
+	svc_init(&t, "10.96.5.5", IPPROTO_TCP, 443, MODEL_FORWARD, "shop/web:https");
+	svc_backends(&t, "10.244.1.", 4);
+	assert_int_equal(svc_stage(n, &t), 0);
+	commit_ok(n);
+	msgs[k++] = messages_last(n);
+	/* 4 -> 5, a new group */
+	svc_init(&t, "10.96.0.10", IPPROTO_UDP, 53, MODEL_FORWARD, "kube-system/kube-dns:dns");
+	svc_backends(&t, "10.244.2.", 5);
+	assert_int_equal(svc_stage(n, &t), 0);
+	commit_ok(n);
+	msgs[k++] = messages_last(n);
+	/* a port removed, its VIP stays */
+	svc_init(&t, "10.96.5.5", IPPROTO_TCP, 80, MODEL_FORWARD, "");
+	assert_int_equal(svc_unstage(n, &t), 0);
+	commit_ok(n);
+	msgs[k++] = messages_last(n);
+	/* a VIP removed */
+	svc_init(&t, "10.96.7.8", IPPROTO_TCP, 80, MODEL_DROP, "");
+	assert_int_equal(svc_unstage(n, &t), 0);
+	commit_ok(n);
+	msgs[k++] = messages_last(n);
+	/* reject -> forward */
+	svc_init(&t, "10.96.7.7", IPPROTO_TCP, 8080, MODEL_FORWARD, "shop/cart:http");
+	svc_backends(&t, "10.244.5.", 2);
+	assert_int_equal(svc_stage(n, &t), 0);
+	commit_ok(n);
+	msgs[k++] = messages_last(n);
+	/* forward -> reject (no endpoints left), ip6 */
+	svc_init(&t, "fd00:96::5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
+	assert_int_equal(svc_stage(n, &t), 0);
+	commit_ok(n);
+	msgs[k++] = messages_last(n);
+	/* a new VIP */
+	svc_init(&t, "10.96.9.9", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/new:http");
+	svc_backends(&t, "10.244.6.", 3);
+	assert_int_equal(svc_stage(n, &t), 0);
+	commit_ok(n);
+	msgs[k++] = messages_last(n);
+	assert_int_equal(k, STEPS);
+}
+
+static void test_adopt_then_changes(void **state)
+{
+	struct nft *n = *state, *m;
+	struct svc s[MIXED];
+	struct nft_stats st;
+	uint64_t own[STEPS], adopted[STEPS];
+	char *own4, *own6, *l4, *l6;
+
+	mixed_state(s);
+	stage_all(n, s, MIXED);
+	commit_ok(n);
+	steps(n, own);
+	own4 = listing("ip");
+	own6 = listing("ip6");
+
+	assert_int_equal(nft_cleanup(NULL), 0);
+	mixed_state(s);
+	previous_run(s, MIXED);
+	m = restarted(s, MIXED, &st);
+	assert_int_equal(st.adopted, MIXED);
+	steps(m, adopted);
+	for (size_t i = 0; i < STEPS; i++)
+		if (own[i] != adopted[i])
+			fail_msg("step %zu: %" PRIu64 " messages after a commit, %" PRIu64
+				 " after adopting", i, own[i], adopted[i]);
+	assert_int_equal(own[0], 4); /* begin, delete, add, end */
+	assert_int_equal(own[1], 6); /* service and backends out, in */
+	l4 = listing("ip");
+	l6 = listing("ip6");
+	assert_same_items(own4, l4);
+	assert_same_items(own6, l6);
+	nft_free(m);
+	free(own4);
+	free(own6);
+	free(l4);
+	free(l6);
+}
+
+/* A restart that finds the cluster changed: only the differences are
+ * sent, and the result is what a fresh start builds. */
+static void test_adopt_differences(void **state)
+{
+	struct svc s[MIXED + 1], want[MIXED + 1];
+	struct nft *m, *fresh = NULL;
+	struct nft_stats st;
+	size_t n_want = 0;
+	char *l4, *l6, *f4, *f6;
+
+	(void)state;
+	mixed_state(s);
+	previous_run(s, MIXED);
+
+	mixed_state(s);
+	svc_init(&s[0], "10.96.0.1", IPPROTO_TCP, 443, MODEL_FORWARD, "default/kubernetes:https");
+	svc_backend(&s[0], "192.168.1.11", 6443);                    /* backend replaced */
+	svc_backend(&s[1], "10.244.1.4", 8080);                      /* 3 -> 4 */
+	snprintf(s[3].entry.comment, sizeof(s[3].entry.comment), "kube-system/dns:dns"); /* comment */
+	svc_init(&s[4], "10.96.7.7", IPPROTO_TCP, 8080, MODEL_FORWARD, "shop/cart:http");
+	svc_backends(&s[4], "10.244.5.", 2);                         /* reject -> forward */
+	svc_init(&s[7], "fd00:96::5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
+	svc_backend(&s[7], "fd00:244::7", 80);                       /* ip6: 3 -> 1 */
+	svc_init(&s[10], "10.96.9.9", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/new:http");
+	svc_backends(&s[10], "10.244.6.", 3);                        /* new VIP */
+	/* s[2] (a port of a VIP that stays) and s[6] (a VIP) are gone */
+	for (size_t i = 0; i <= MIXED; i++)
+		if (i != 2 && i != 6)
+			want[n_want++] = s[i];
+
+	m = restarted(want, n_want, &st);
+	assert_int_equal(st.adopted, MIXED);
+	assert_int_equal(st.entries, n_want);
+	assert_int_equal(st.transactions_last, 1);
+	/* A few messages per changed set, nothing for what stayed. */
+	if (st.messages_last < 8 || st.messages_last > 24)
+		fail_msg("%" PRIu64 " messages", st.messages_last);
+	/* the groups emptied go a second later (ip6 backends-3) */
+	usleep(1100 * 1000);
+	commit_ok(m);
+	l4 = listing("ip");
+	l6 = listing("ip6");
+	assert_not_contains(l6, "backends-3");
+	nft_free(m);
+
+	assert_int_equal(nft_cleanup(NULL), 0);
+	assert_int_equal(nft_new(&fresh), 0);
+	stage_all(fresh, want, n_want);
+	commit_ok(fresh);
+	f4 = listing("ip");
+	f6 = listing("ip6");
+	assert_same_items(f4, l4);
+	assert_same_items(f6, l6);
+	nft_free(fresh);
+	free(l4);
+	free(l6);
+	free(f4);
+	free(f6);
+}
+
+/* Anything this version would not have made itself: the table is
+ * replaced (in one transaction), the other family still adopted. */
+static void test_adopt_refused(void **state)
+{
+	static const char *const changes[] = {
+		"nft add rule ip kube-annex nat-output counter",
+		"nft insert rule ip kube-annex filter-output ip daddr 10.0.0.1 accept",
+		"nft add chain ip kube-annex extra",
+		"nft add set ip kube-annex extra '{ type ipv4_addr; }'",
+		"nft add map ip kube-annex backends-5 '{ typeof ip daddr . meta l4proto . th dport . "
+		"numgen random mod 5 : ip daddr . th dport; }'",
+		"nft list table ip kube-annex | sed 's/priority -100;/priority -99;/' >/tmp/test-nft.$$"
+		" && nft delete table ip kube-annex && nft -f /tmp/test-nft.$$; r=$?; "
+		"rm -f /tmp/test-nft.$$; exit $r",
+		"nft delete element ip kube-annex backends-3 '{ 10.96.5.5 . tcp . 80 . 1 }'",
+		"nft add element ip kube-annex service-ips '{ 10.96.9.9 . tcp . 80 : goto lb-3 }'",
+		"nft add element ip kube-annex no-endpoint-services '{ 10.96.5.5 . tcp . 80 : drop }'",
+		"nft add element ip kube-annex cluster-ips '{ 10.1.2.3 }'",
+		"nft delete element ip kube-annex cluster-ips '{ 10.96.7.8 }'",
+		"nft add element ip kube-annex service-ips '{ 10.96.9.9 . tcp . 80 : accept }'",
+		"nft list table ip kube-annex | sed 's/numgen random mod 3 map/numgen inc mod 3 map/'"
+		" >/tmp/test-nft.$$ && nft delete table ip kube-annex && nft -f /tmp/test-nft.$$; "
+		"r=$?; rm -f /tmp/test-nft.$$; exit $r",
+		"nft flush chain ip kube-annex filter-output && nft add rule ip kube-annex "
+		"filter-output ct state new ip daddr . meta l4proto . th dport vmap "
+		"@no-endpoint-services",
+	};
+	struct svc s[MIXED];
+
+	(void)state;
+	mixed_state(s);
+	for (size_t i = 0; i < ARRAY_SIZE(changes); i++) {
+		struct nft_stats st;
+		unsigned h4, h6;
+		char *before, *after;
+		struct nft *m;
+
+		assert_int_equal(nft_cleanup(NULL), 0);
+		previous_run(s, MIXED);
+		before = listing("ip");
+		h4 = table_handle("ip");
+		h6 = table_handle("ip6");
+		shell_ok(changes[i]);
+
+		m = restarted(s, MIXED, &st);
+		if (st.adopted != 2) /* ip6's */
+			fail_msg("after \"%s\": %zu keys adopted", changes[i], st.adopted);
+		assert_int_equal(st.transactions_last, 1);
+		after = listing("ip");
+		assert_same_items(before, after);
+		assert_true(table_handle("ip") != h4);
+		assert_int_equal(table_handle("ip6"), h6);
+		nft_free(m);
+		free(before);
+		free(after);
+	}
+}
+
+/* A rule deleted and put back the same is ours all the same. */
+static void test_adopt_rule_put_back(void **state)
+{
+	struct svc s[MIXED];
+	struct nft_stats st;
+	struct nft *m;
+
+	(void)state;
+	mixed_state(s);
+	previous_run(s, MIXED);
+	shell_ok("nft flush chain ip kube-annex filter-output && "
+		 "nft add rule ip kube-annex filter-output ct state new "
+		 "ip daddr . meta l4proto . th dport vmap @no-endpoint-services && "
+		 "nft add rule ip kube-annex filter-output ct state new ip daddr @cluster-ips reject "
+		 "comment \\\"reject traffic to unknown ports of ClusterIPs\\\"");
+	m = restarted(s, MIXED, &st);
+	assert_int_equal(st.adopted, MIXED);
+	assert_int_equal(st.messages_last, 0);
+	nft_free(m);
+}
+
+/* What nft makes of our own listing is exactly what we make: a table
+ * restored with `nft -f` (here with the gateway chains) is adopted. */
+static void test_adopt_nft_f(void **state)
+{
+	char path[] = "/tmp/test-nft-XXXXXX", cmd[256];
+	struct svc s[MIXED];
+	struct nft *p = NULL, *m = NULL;
+	struct nft_stats st;
+	char *l;
+	int fd;
+
+	(void)state;
+	mixed_state(s);
+	assert_int_equal(nft_new(&p), 0);
+	nft_set_gateway(p, true);
+	stage_all(p, s, MIXED);
+	commit_ok(p);
+	nft_free(p);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "nft list table ip kube-annex > %s && "
+		 "nft list table ip6 kube-annex >> %s", path, path);
+	shell_ok(cmd);
+	assert_int_equal(nft_cleanup(NULL), 0);
+	snprintf(cmd, sizeof(cmd), "nft -f %s", path);
+	shell_ok(cmd);
+	unlink(path);
+
+	assert_int_equal(nft_new(&m), 0);
+	/* set before the first commit: still adopts (for the gateway layout) */
+	nft_set_gateway(m, true);
+	stage_all(m, s, MIXED);
+	commit_ok(m);
+	nft_get_stats(m, &st);
+	assert_int_equal(st.adopted, MIXED);
+	assert_int_equal(st.messages_last, 0);
+	nft_free(m);
+
+	/* Not a gateway any more: the layout differs, both are replaced. */
+	assert_int_equal(nft_new(&m), 0);
+	stage_all(m, s, MIXED);
+	commit_ok(m);
+	nft_get_stats(m, &st);
+	assert_int_equal(st.adopted, 0);
+	l = listing("ip");
+	assert_not_contains(l, "nat-prerouting");
+	free(l);
+	nft_free(m);
+}
+
+/* resolv/'s masquerade chain is part of what this version creates: adopted
+ * when configured the same, replaced when not. */
+static void test_adopt_masquerade(void **state)
+{
+	struct kube_ip link[2];
+	struct svc s[MIXED];
+	struct nft *p = NULL, *m = NULL;
+	struct nft_stats st;
+	char *l;
+
+	(void)state;
+	ip_parse("169.254.53.53", &link[0]);
+	ip_parse("fd00:53::53", &link[1]);
+	mixed_state(s);
+	assert_int_equal(nft_new(&p), 0);
+	assert_int_equal(nft_set_masquerade_sources(p, link, 2), 0);
+	stage_all(p, s, MIXED);
+	commit_ok(p);
+	nft_free(p);
+	l = listing("ip");
+	assert_contains(l, "chain nat-postrouting {");
+	free(l);
+
+	assert_int_equal(nft_new(&m), 0);
+	assert_int_equal(nft_set_masquerade_sources(m, link, 2), 0);
+	stage_all(m, s, MIXED);
+	commit_ok(m);
+	nft_get_stats(m, &st);
+	assert_int_equal(st.adopted, MIXED);
+	assert_int_equal(st.messages_last, 0);
+	nft_free(m);
+
+	/* another address: the rule differs */
+	ip_parse("169.254.53.54", &link[0]);
+	assert_int_equal(nft_new(&m), 0);
+	assert_int_equal(nft_set_masquerade_sources(m, link, 2), 0);
+	stage_all(m, s, MIXED);
+	commit_ok(m);
+	nft_get_stats(m, &st);
+	assert_int_equal(st.adopted, 2); /* ip6's */
+	l = listing("ip");
+	assert_contains(l, "169.254.53.54");
+	free(l);
+	nft_free(m);
+}
+
 /* ---- benchmark (opt-in) ------------------------------------------------- */
 
 static void bench_entry(struct svc *s, int i, int per, uint32_t gen)
@@ -894,6 +1434,101 @@ static void bench_entry(struct svc *s, int i, int per, uint32_t gen)
 		b->addr.v4.s_addr = htonl(0x0b000000u + (uint32_t)i * 64 + (uint32_t)j + gen);
 		b->port = 8080;
 	}
+}
+
+/* A large commit is split; each transaction carries whole VIPs, so what
+ * the kernel holds is complete: a second instance adopts all of it, every
+ * backend slot looked up. A rebuild after nft_reset() of a table that
+ * exists is one transaction; of one that is gone, split again. */
+static void stage_many(struct nft *n, int services, int per)
+{
+	for (int i = 0; i < services; i++) {
+		struct svc s;
+
+		bench_entry(&s, i, per, 0);
+		assert_int_equal(svc_stage(n, &s), 0);
+	}
+}
+
+static void test_split(void **state)
+{
+	const int services = 20000, per = 10;
+	struct nft *n = *state, *m = NULL;
+	struct nft_stats st;
+	char *out;
+	int status;
+
+	stage_many(n, services, per);
+	commit_ok(n);
+	nft_get_stats(n, &st);
+	assert_int_equal(st.entries, services);
+	assert_int_equal(st.backends, services * per);
+	if (st.transactions_last < 4)
+		fail_msg("%" PRIu64 " transactions", st.transactions_last);
+	assert_true(st.transaction_usec_max_last > 0);
+
+	out = run("nft get element ip kube-annex backends-10 '{ 10.96.78.31 . tcp . 80 . 9 }'",
+		  &status);
+	assert_int_equal(status, 0);
+	/* bench_entry(): 11.0.0.0 + i * 64 + j, i = 19999 */
+	assert_contains(out, "10.96.78.31 . tcp . 80 . 9 : 11.19.135.201 . 8080");
+	free(out);
+	out = run("nft get element ip kube-annex cluster-ips '{ 10.96.78.31 }'", &status);
+	assert_int_equal(status, 0);
+	free(out);
+
+	assert_int_equal(nft_new(&m), 0);
+	stage_many(m, services, per);
+	commit_ok(m);
+	nft_get_stats(m, &st);
+	assert_int_equal(st.adopted, services);
+	assert_int_equal(st.messages_last, 0);
+	nft_free(m);
+
+	nft_reset(n);
+	stage_many(n, services, per);
+	commit_ok(n);
+	nft_get_stats(n, &st);
+	assert_int_equal(st.transactions_last, 1);
+	assert_int_equal(st.entries, services);
+
+	assert_int_equal(nft_cleanup(NULL), 0);
+	nft_reset(n);
+	stage_many(n, services, per);
+	commit_ok(n);
+	nft_get_stats(n, &st);
+	assert_true(st.transactions_last >= 4);
+}
+
+/* A large commit of ours overflows the monitor's socket with its own
+ * element notifications: that alone is no outside change; one made while
+ * the buffer is full is. */
+static void test_monitor_own_burst(void **state)
+{
+	struct nft *n = *state;
+	struct nft_monitor *m = NULL;
+
+	assert_int_equal(nft_monitor_new(n, &m), 0);
+	stage_many(n, 10000, 10);
+	commit_ok(n);
+	assert_int_equal(nft_monitor_process(m), 0);
+	assert_int_equal(nft_monitor_verify(m), 0);
+
+	/* again, replaced in one transaction, then someone else's change */
+	nft_reset(n);
+	stage_many(n, 10000, 10);
+	commit_ok(n);
+	shell_ok("nft add chain ip kube-annex someone-elses");
+	assert_int_equal(nft_monitor_process(m), 1);
+	assert_int_equal(nft_monitor_process(m), 0);
+	assert_int_equal(nft_monitor_verify(m), 0);
+
+	/* and a small one of ours is just ours */
+	nft_reset(n);
+	commit_ok(n);
+	assert_int_equal(nft_monitor_process(m), 0);
+	assert_int_equal(nft_monitor_verify(m), 0);
+	nft_monitor_free(m);
 }
 
 static double seconds(void)
@@ -946,7 +1581,29 @@ static int bench(const char *spec)
 	if (nft_commit(n, NULL) < 0)
 		return 1;
 	nft_get_stats(n, &st);
-	printf("cold commit: %.3f s, %" PRIu64 " messages\n", seconds() - t, st.messages_last);
+	printf("cold commit: %.3f s, %" PRIu64 " messages in %" PRIu64 " transactions, "
+	       "longest %.1f ms\n", seconds() - t, st.messages_last, st.transactions_last,
+	       st.transaction_usec_max_last / 1e3);
+
+	/* A restart with the same state: a second instance adopts the table. */
+	{
+		struct nft *m;
+
+		if (nft_new(&m) < 0)
+			return 1;
+		for (int i = 0; i < services; i++) {
+			bench_entry(&s, i, per, 0);
+			if (svc_stage(m, &s) < 0)
+				return 1;
+		}
+		t = seconds();
+		if (nft_commit(m, NULL) < 0)
+			return 1;
+		nft_get_stats(m, &st);
+		printf("restart, same state (adopt): %.3f s, %zu keys adopted, %" PRIu64
+		       " messages\n", seconds() - t, st.adopted, st.messages_last);
+		nft_free(m);
+	}
 
 	for (int k = 0; k < ITERATIONS; k++) {
 		bench_entry(&s, (k * 7919) % services, per, 0);
@@ -985,7 +1642,10 @@ static int bench(const char *spec)
 	t = seconds();
 	if (nft_commit(n, NULL) < 0)
 		return 1;
-	printf("restart (replace a full table): %.3f s\n", seconds() - t);
+	nft_get_stats(n, &st);
+	printf("rebuild after nft_reset (replace the full table in one transaction): %.3f s, "
+	       "%" PRIu64 " messages, transaction %.1f ms\n", seconds() - t, st.messages_last,
+	       st.transaction_usec_max_last / 1e3);
 	nft_free(n);
 	return nft_cleanup(NULL) < 0;
 }
@@ -1006,6 +1666,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cleanup_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_identical, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_then_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_differences, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_rule_put_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_nft_f, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_masquerade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_monitor_own_burst, setup, teardown),
 	};
 	const char *spec = getenv("KUBE_ANNEX_NFT_BENCH");
 	int status;
@@ -1026,6 +1695,8 @@ int main(void)
 		fprintf(stderr, "SKIP: test-nft needs the nft binary (package nftables)\n");
 		return 77;
 	}
+	if (getenv("TEST_DEBUG"))
+		log_set_max_level(LOG_DEBUG);
 	if (spec)
 		return bench(spec);
 	if (getenv("TEST_FILTER"))
