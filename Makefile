@@ -35,7 +35,7 @@ endif
 
 # Every .c in a module folder is part of the program; agent/main.c is the
 # only one left out of the unit-test link.
-MODULES := lib kube model nft systemd agent
+MODULES := lib kube model nft resolv systemd agent
 SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_SRCS := $(filter-out agent/main.c,$(SRCS))
@@ -68,15 +68,17 @@ $(BUILD)/test/%: tests/unit/%.c $(SAN_OBJS)
 		$(shell $(PKG_CONFIG) --libs cmocka)
 
 # libFuzzer harnesses include the parsers' sources directly.
-FUZZERS := decode kubeconfig lines
+FUZZERS := decode kubeconfig lines resolv
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_CORPUS_decode := tests/data/objects tests/data/k8s-1.20
 FUZZ_CORPUS_kubeconfig := tests/data/kubeconfig tests/fuzz/seeds/kubeconfig
 FUZZ_CORPUS_lines := tests/fuzz/seeds/lines
+FUZZ_CORPUS_resolv := tests/fuzz/seeds/resolv
 FUZZ_MAXLEN_decode := 16384
 FUZZ_MAXLEN_kubeconfig := 8192
 FUZZ_MAXLEN_lines := 4096
+FUZZ_MAXLEN_resolv := 4096
 
 $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(SRCS)
 	@mkdir -p $(dir $@)
@@ -142,3 +144,14 @@ clean:
 .PHONY: all deps test-deps unit fuzz e2e check demo analyze install clean
 
 -include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)
+
+# make bench: performance figures on this machine (bench/run.sh; BENCH_QUICK=1: 1k Services)
+$(BUILD)/bench/nft-cold: bench/nft-cold.c $(filter-out $(BUILD)/obj/agent/main.o,$(OBJS))
+	$(Q)mkdir -p $(dir $@) && $(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/bench/conn: bench/conn.c
+	$(Q)mkdir -p $(dir $@) && $(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $<
+bench:
+	$(Q)scripts/install-deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/nft-cold $(BUILD)/bench/conn
+	$(Q)BUILD=$(BUILD) bench/run.sh
+.PHONY: bench

@@ -15,6 +15,7 @@
 #include "lib/log.h"
 #include "model/model.h"
 #include "nft/nft.h"
+#include "resolv/resolv.h"
 #include "systemd/notify.h"
 
 #define EXIT_RUNTIME 1
@@ -29,9 +30,12 @@ static const char *arg_kubeconfig;
 static const char *arg_context;
 static bool arg_cleanup;
 static bool arg_keep_rules;
+static struct resolv_options arg_dns; /* --dns, --cluster-domain, --dns-* */
 /* Syncs start at least this long after the previous one ended: a burst
  * right after a sync is folded into the next one. */
 static uint64_t arg_min_sync_interval_usec = 5 * USEC_PER_MSEC;
+static const char *arg_zone;
+static bool arg_external_ips = true;
 
 struct agent {
 	sd_event *event;
@@ -39,6 +43,7 @@ struct agent {
 	struct kube_client *client;
 	struct model *model;
 	struct nft *nft;
+	struct resolv *resolv;
 	struct nft_monitor *monitor;
 	sd_event_source *monitor_source;
 	sd_event_source *verify_source;
@@ -279,10 +284,17 @@ static int monitor_init(struct agent *a)
 static void on_service_upsert(void *userdata, struct kube_service *svc)
 {
 	struct agent *a = userdata;
-	const char *why = model_service_skip_reason(svc);
+	const struct kube_service *old = model_service_get(a->model, svc->namespace, svc->name);
+	_cleanup_(freep) char *old_note = NULL;
+	const char *note;
 
-	if (why)
-		log_debug("Service %s/%s not proxied: %s", svc->namespace, svc->name, why);
+	/* Say it once when it starts to apply, not on every update. */
+	if (old && model_service_note(old))
+		old_note = strdup(model_service_note(old));
+	note = model_service_note(svc);
+	if (note && !streq_ptr(note, old_note))
+		log_info("Service %s/%s: %s", svc->namespace, svc->name, note);
+	resolv_service_update(a->resolv, svc);
 	if (model_service_set(a->model, svc) < 0)
 		log_error("Out of memory storing a Service");
 	schedule_sync(a);
@@ -292,6 +304,7 @@ static void on_service_delete(void *userdata, const char *ns, const char *name)
 {
 	struct agent *a = userdata;
 
+	resolv_service_delete(a->resolv, ns, name);
 	model_service_delete(a->model, ns, name);
 	schedule_sync(a);
 }
@@ -322,6 +335,8 @@ static void on_synced(void *userdata, enum kube_kind kind)
 		log_info("Initial list of %s complete",
 			 kind == KUBE_KIND_SERVICE ? "Services" : "endpoints");
 	a->synced[kind] = true;
+	if (kind == KUBE_KIND_SERVICE)
+		resolv_services_synced(a->resolv);
 	schedule_sync(a);
 }
 
@@ -349,10 +364,36 @@ static const struct kube_handlers handlers = {
 	.trouble = on_trouble,
 };
 
+/* ---- cluster DNS on the host (resolv/) ---------------------------------- */
+
+static void on_dns_report(void *userdata, int priority, const char *message)
+{
+	log_msg(priority, "%s", message);
+}
+
+/* resolved mode: queries leave from kube-annex0's address, which the
+ * datapath must masquerade after DNAT. */
+static int dns_init(struct agent *a)
+{
+	const struct kube_ip *sources;
+	size_t n;
+	int r;
+
+	r = resolv_new(a->event, &arg_dns, on_dns_report, a, &a->resolv);
+	if (r < 0)
+		return r;
+	n = resolv_masquerade_sources(a->resolv, &sources);
+	return n ? nft_set_masquerade_sources(a->nft, sources, n) : 0;
+}
+
 /* ---- lifecycle --------------------------------------------------------- */
 
 static void agent_done(struct agent *a)
 {
+	/* The host's resolver first, while the datapath still carries it. */
+	if (!arg_keep_rules)
+		resolv_stop(a->resolv);
+	a->resolv = resolv_free(a->resolv);
 	a->client = kube_client_free(a->client);
 	a->monitor_source = sd_event_source_disable_unref(a->monitor_source);
 	a->verify_source = sd_event_source_disable_unref(a->verify_source);
@@ -402,8 +443,12 @@ static int agent_init(struct agent *a)
 	if (r < 0)
 		return r;
 	sd_event_source_set_enabled(a->delay_source, SD_EVENT_OFF);
-	if ((r = model_new(&a->model)) < 0 || (r = nft_new(&a->nft)) < 0 ||
+	if ((r = model_new(&a->model)) < 0 || (r = model_set_zone(a->model, arg_zone)) < 0 ||
+	    (r = model_set_external(a->model, arg_external_ips)) < 0 || (r = nft_new(&a->nft)) < 0 ||
 	    (r = monitor_init(a)) < 0)
+		return r;
+	r = dns_init(a);
+	if (r < 0)
 		return r;
 	return kube_client_new(a->event, a->config, &handlers, a, &a->client);
 }
@@ -462,9 +507,27 @@ static void help(void)
 	       "                      " DEFAULT_KUBECONFIG ")\n"
 	       "  --context NAME      kubeconfig context (default: current-context)\n"
 	       "  --cleanup           remove everything kube-annex installed, then exit\n"
-	       "  --keep-rules        leave the rules in place on exit (for restarts)\n"
+	       "  --keep-rules        leave the rules (and the DNS settings) in place on exit\n"
+	       "                      (for restarts)\n"
+	       "  --zone NAME         this host's topology zone, for topology-aware hints\n"
+	       "  --no-external-ips   do not DNAT Services' external and load-balancer IPs\n"
 	       "  --min-sync-interval MS\n"
 	       "                      minimum time between two syncs (default 5)\n"
+	       "  --dns=MODE          cluster DNS on this host: auto (default; systemd-resolved\n"
+	       "                      when it is the resolver, else nothing), resolved,\n"
+	       "                      direct (rewrite " RESOLV_CONF_PATH "), off\n"
+	       "  --cluster-domain DOMAIN\n"
+	       "                      names resolved by the cluster DNS (default "
+	       RESOLV_DEFAULT_DOMAIN ")\n"
+	       "  --dns-service NAMESPACE/NAME\n"
+	       "                      the cluster DNS Service, followed live (default\n"
+	       "                      " RESOLV_DEFAULT_SERVICE ")\n"
+	       "  --dns-address IP[,IP]\n"
+	       "                      the cluster DNS ClusterIP(s), fixed instead of\n"
+	       "                      following the Service\n"
+	       "  --dns-link-address IP[,IP]\n"
+	       "                      address(es) of the " RESOLV_LINK_NAME " link, one per family\n"
+	       "                      (default " RESOLV_DEFAULT_LINK_ADDRESS ")\n"
 	       "  -v, --verbose       debug logging\n"
 	       "  --version           print the version\n"
 	       "  -h, --help          this text\n");
@@ -478,7 +541,14 @@ static int parse_argv(int argc, char **argv)
 		ARG_CLEANUP,
 		ARG_KEEP_RULES,
 		ARG_MIN_SYNC_INTERVAL,
+		ARG_ZONE,
+		ARG_NO_EXTERNAL_IPS,
 		ARG_VERSION,
+		ARG_DNS,
+		ARG_CLUSTER_DOMAIN,
+		ARG_DNS_SERVICE,
+		ARG_DNS_ADDRESS,
+		ARG_DNS_LINK_ADDRESS,
 	};
 	static const struct option options[] = {
 		{ "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
@@ -486,6 +556,13 @@ static int parse_argv(int argc, char **argv)
 		{ "cleanup", no_argument, NULL, ARG_CLEANUP },
 		{ "keep-rules", no_argument, NULL, ARG_KEEP_RULES },
 		{ "min-sync-interval", required_argument, NULL, ARG_MIN_SYNC_INTERVAL },
+		{ "zone", required_argument, NULL, ARG_ZONE },
+		{ "no-external-ips", no_argument, NULL, ARG_NO_EXTERNAL_IPS },
+		{ "dns", required_argument, NULL, ARG_DNS },
+		{ "cluster-domain", required_argument, NULL, ARG_CLUSTER_DOMAIN },
+		{ "dns-service", required_argument, NULL, ARG_DNS_SERVICE },
+		{ "dns-address", required_argument, NULL, ARG_DNS_ADDRESS },
+		{ "dns-link-address", required_argument, NULL, ARG_DNS_LINK_ADDRESS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -507,6 +584,12 @@ static int parse_argv(int argc, char **argv)
 		case ARG_KEEP_RULES:
 			arg_keep_rules = true;
 			break;
+		case ARG_ZONE:
+			arg_zone = *optarg ? optarg : NULL;
+			break;
+		case ARG_NO_EXTERNAL_IPS:
+			arg_external_ips = false;
+			break;
 		case ARG_MIN_SYNC_INTERVAL: {
 			char *end;
 			unsigned long ms;
@@ -522,6 +605,21 @@ static int parse_argv(int argc, char **argv)
 			arg_min_sync_interval_usec = ms * USEC_PER_MSEC;
 			break;
 		}
+		case ARG_DNS:
+			arg_dns.mode = optarg;
+			break;
+		case ARG_CLUSTER_DOMAIN:
+			arg_dns.cluster_domain = optarg;
+			break;
+		case ARG_DNS_SERVICE:
+			arg_dns.service = optarg;
+			break;
+		case ARG_DNS_ADDRESS:
+			arg_dns.addresses = optarg;
+			break;
+		case ARG_DNS_LINK_ADDRESS:
+			arg_dns.link_addresses = optarg;
+			break;
 		case 'v':
 			log_set_max_level(LOG_DEBUG);
 			break;
@@ -562,6 +660,8 @@ static char *kubeconfig_path(void)
 static int do_cleanup(void)
 {
 	_cleanup_(freep) char *error = NULL;
+	/* The resolver first, as on stop; recognised by name and marker. */
+	int q = resolv_cleanup(on_dns_report, NULL);
 	int r = nft_cleanup(&error);
 
 	if (r < 0) {
@@ -570,7 +670,7 @@ static int do_cleanup(void)
 		return EXIT_RUNTIME;
 	}
 	log_info("Removed kube-annex's nftables tables (if there were any)");
-	return 0;
+	return q < 0 ? EXIT_RUNTIME : 0;
 }
 
 int main(int argc, char **argv)
@@ -585,6 +685,10 @@ int main(int argc, char **argv)
 		return r < 0 ? EXIT_USAGE : 0;
 	if (arg_cleanup)
 		return do_cleanup();
+	if (resolv_options_check(&arg_dns, &error) < 0) {
+		log_error("%s", error);
+		return EXIT_USAGE;
+	}
 	path = kubeconfig_path();
 	if (!path)
 		return EXIT_RUNTIME;

@@ -8,7 +8,8 @@ build_pkgs=(gcc make pkg-config
 	libcurl4-openssl-dev libcjson-dev libyaml-dev libnftnl-dev libmnl-dev
 	libnetfilter-conntrack-dev libsystemd-dev libmicrohttpd-dev uthash-dev)
 test_pkgs=(libcmocka-dev nftables iproute2 etcd-server golang-go rsync
-	dpkg-dev curl openssl conntrack python3 socat valgrind clang)
+	dpkg-dev curl openssl conntrack python3 socat valgrind clang
+	debootstrap dnsmasq-base) # booted Debian root, DNS stand-ins (tests/e2e/test-dns.sh)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
@@ -17,7 +18,9 @@ test|all) want+=("${test_pkgs[@]}") ;;
 analyze) want+=(clang clang-tools) ;;
 # libFuzzer harnesses (tests/fuzz): clang and its fuzzer/sanitizer runtimes
 fuzz) want+=(clang libclang-rt-dev) ;;
-*) echo "usage: $0 [build|test|analyze|fuzz]" >&2; exit 2 ;;
+# make bench: the test environment plus iptables for the real kube-proxy
+bench) want+=("${test_pkgs[@]}" iptables) ;;
+*) echo "usage: $0 [build|test|analyze|fuzz|bench]" >&2; exit 2 ;;
 esac
 
 missing=()
