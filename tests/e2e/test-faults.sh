@@ -232,6 +232,8 @@ start_fake
 ctl /config '{"tokens":["tok-1"]}' >/dev/null
 ctl /service "$(svc_json shop web 10.96.0.10 '["10.244.0.11","10.244.0.12"]')" >/dev/null
 ctl /service '{"namespace":"shop","name":"api","clusterIP":"10.96.0.20","ports":[{"port":8081,"targetPort":9090}],"endpoints":["10.244.0.13"]}' >/dev/null
+# internalTrafficPolicy is newer than the real 1.20 test server: checked here
+ctl /service "$(svc_json shop local 10.96.0.40 '["10.244.0.14"]' '"mutate":{"services":{"spec.internalTrafficPolicy":"Local"}}')" >/dev/null
 ctl /bulk '{"namespace":"bulk","count":1200,"clusterIPBase":"10.97.0.0","endpointBase":"10.245.0.0"}' >/dev/null
 # malformed objects served in the initial LIST
 ctl /service "$(svc_json faulty bad-ip 10.96.300.7 '["10.244.1.1"]' '"kinds":["services"]')" >/dev/null
@@ -269,6 +271,10 @@ table_has 'comment "shop/web:http"' '10.96.0.10 . tcp . 80' '10.244.0.11 . 8080'
 table_has 'comment "shop/api:8081"' '10.96.0.20 . tcp . 8081' '10.244.0.13 . 9090' ||
 	fail "shop/api (unnamed port) not in the table"
 ok "a: v1 EndpointSlices discovered and used; shop/web:http -> 10.244.0.11/12:8080, shop/api:8081 -> 10.244.0.13:9090"
+table | grep -A6 "map no-endpoint-services" | grep -q '10.96.0.40 . tcp . 80 comment "shop/local:http" : drop' ||
+	fail "iTP Local Service shop/local not dropped via no-endpoint-services:\n$(table | grep -A6 no-endpoint)"
+grep -q "Service shop/local: internalTrafficPolicy Local" "$KA_LOG" || fail "iTP Local not explained in the log"
+ok "internalTrafficPolicy Local: shop/local dropped (no local endpoints off-cluster), explained in the log"
 
 # --- token from tokenFile on every request -------------------------------------
 reqs=$(reqs_since 0)
