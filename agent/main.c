@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <systemd/sd-event.h>
 
+#include "agent/agent.h"
 #include "kube/kube.h"
 #include "lib/histogram.h"
 #include "lib/log.h"
@@ -37,30 +38,6 @@ static uint64_t arg_min_sync_interval_usec = 5 * USEC_PER_MSEC;
 static const char *arg_zone;
 static bool arg_external_ips = true;
 
-struct agent {
-	sd_event *event;
-	struct kube_config *config;
-	struct kube_client *client;
-	struct model *model;
-	struct nft *nft;
-	struct resolv *resolv;
-	struct nft_monitor *monitor;
-	sd_event_source *monitor_source;
-	sd_event_source *verify_source;
-	uint64_t restorations;
-	sd_event_source *sync_source;
-	sd_event_source *delay_source;
-	sd_event_source *retry_source;
-	uint64_t retry_usec;
-	bool synced[_KUBE_KIND_MAX];
-	bool ready;
-	uint64_t start_usec;
-	uint64_t last_sync_usec;
-	uint64_t first_change_usec; /* first API event not yet committed */
-	struct histogram event_latency;   /* API event -> kernel commit */
-	struct histogram cluster_latency; /* cluster change (trigger time) -> commit */
-	unsigned bad_objects;
-};
 
 /* ---- sync -------------------------------------------------------------- */
 
