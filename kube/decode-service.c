@@ -20,6 +20,9 @@ struct kube_service *kube_service_free(struct kube_service *s)
 		free(s->ports[i].target_port);
 	}
 	free(s->ports);
+	free(s->cluster_ips);
+	free(s->external_ips);
+	free(s->lb_ips);
 	free(s->namespace);
 	free(s->name);
 	free(s->resource_version);
@@ -83,23 +86,38 @@ static int service_decode_type(const cJSON *spec, struct kube_service *s, char *
 			    kube_quote(t, q, sizeof(q)));
 }
 
+/* Decode one address onto the end of an address list (bounded by the
+ * callers' array limits). */
+static int push_ip(const char *ip, const char *path, const char *key, struct kube_ip **v,
+		   size_t *n, char **error)
+{
+	struct kube_ip a, *nv;
+	int r;
+
+	if (*n >= KUBE_MAX_IPS)
+		return decode_error(error, path, key, "more than %u addresses", KUBE_MAX_IPS);
+	r = decode_ip(ip, 0, path, key, &a, error);
+	if (r < 0)
+		return r;
+	nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	nv[(*n)++] = a;
+	*v = nv;
+	return 0;
+}
+
 /* One clusterIP value: "None" makes the Service headless, "" is nothing. */
 static int service_add_cluster_ip(struct kube_service *s, const char *ip, const char *path,
 				  const char *key, char **error)
 {
-	int r;
-
 	if (!*ip)
 		return 0;
 	if (streq(ip, "None")) {
 		s->headless = true;
 		return 0;
 	}
-	r = decode_ip(ip, 0, path, key, &s->cluster_ips[s->n_cluster_ips], error);
-	if (r < 0)
-		return r;
-	s->n_cluster_ips++;
-	return 0;
+	return push_ip(ip, path, key, &s->cluster_ips, &s->n_cluster_ips, error);
 }
 
 /* spec.clusterIPs (dual-stack API servers) or else spec.clusterIP. */
@@ -220,11 +238,9 @@ static int service_decode_external_ips(const cJSON *spec, struct kube_service *s
 		decode_path(path, sizeof(path), "spec", "externalIPs", i++);
 		r = string_at(e, path, &ip, error);
 		if (r >= 0)
-			r = decode_ip(ip, 0, path, NULL, &s->external_ips[s->n_external_ips],
-				      error);
+			r = push_ip(ip, path, NULL, &s->external_ips, &s->n_external_ips, error);
 		if (r < 0)
 			return r;
-		s->n_external_ips++;
 	}
 	return 0;
 }
@@ -246,11 +262,7 @@ static int service_decode_ingress(const cJSON *j, const char *path, struct kube_
 	r = json_string(j, path, "ip", &ip, error);
 	if (r <= 0 || !*ip || (mode && streq(mode, "Proxy")))
 		return r < 0 ? r : 0;
-	r = decode_ip(ip, 0, path, "ip", &s->lb_ips[s->n_lb_ips], error);
-	if (r < 0)
-		return r;
-	s->n_lb_ips++;
-	return 0;
+	return push_ip(ip, path, "ip", &s->lb_ips, &s->n_lb_ips, error);
 }
 
 static int service_decode_lb(const cJSON *obj, struct kube_service *s, char **error)

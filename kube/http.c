@@ -129,7 +129,11 @@ int http_new(sd_event *event, http_done_fn done, struct http **ret)
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-	curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	/* One connection per transfer (at most four: two LISTs or WATCHes and
+	 * discovery). Multiplexing them over one HTTP/2 connection stalled a
+	 * large LIST at the 64 KiB stream window behind a WATCH (libcurl
+	 * 7.88) until the 120 s timeout. */
+	curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
 	*ret = h;
 	return 0;
 }

@@ -128,14 +128,16 @@ struct kube_service {
 	char *resource_version;
 	enum kube_service_type type;
 	bool headless;          /* spec.clusterIP == "None" */
-	struct kube_ip cluster_ips[KUBE_MAX_IPS]; /* clusterIPs, else clusterIP */
+	/* Address lists are allocated to size (at most KUBE_MAX_IPS each):
+	 * fixed arrays cost ~1 KB per Service, 10 MB at 10k Services. */
+	struct kube_ip *cluster_ips; /* clusterIPs, else clusterIP */
 	size_t n_cluster_ips;
 	struct kube_service_port *ports;
 	size_t n_ports;
-	struct kube_ip external_ips[KUBE_MAX_IPS];
+	struct kube_ip *external_ips;
 	size_t n_external_ips;
 	/* status.loadBalancer.ingress[].ip, except entries with ipMode Proxy */
-	struct kube_ip lb_ips[KUBE_MAX_IPS];
+	struct kube_ip *lb_ips;
 	size_t n_lb_ips;
 	bool affinity_client_ip;
 	uint32_t affinity_timeout_sec; /* default 10800 when ClientIP */

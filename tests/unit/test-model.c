@@ -30,6 +30,7 @@ static struct kube_service *service(const char *ns, const char *name, const char
 	s->namespace = strdup(ns);
 	s->name = strdup(name);
 	if (vip) {
+		s->cluster_ips = calloc(1, sizeof(*s->cluster_ips));
 		s->cluster_ips[0] = ip(vip);
 		s->n_cluster_ips = 1;
 	}
@@ -348,6 +349,8 @@ static void test_external_ips(void **state)
 	struct model *m;
 	struct changes c;
 
+	svc->external_ips = calloc(2, sizeof(*svc->external_ips));
+	svc->lb_ips = calloc(1, sizeof(*svc->lb_ips));
 	svc->external_ips[0] = ip("192.0.2.10");
 	svc->external_ips[1] = ip("10.96.0.1"); /* same as the ClusterIP: once */
 	svc->n_external_ips = 2;
