@@ -8,6 +8,9 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kademo}
 source "$top/tests/env/lib.sh"
+# Read all input before matching: with pipefail, "producer | grep -q" fails
+# whenever grep exits before the producer has written everything.
+contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
 BIN=$top/build/kube-annex
 export KA_IN_NS_EXEC=0
 ka_pid=""
@@ -34,7 +37,7 @@ ka_pid=$!
 web=$(ka_kubectl -n shop get service web -o jsonpath='{.spec.clusterIP}')
 my=$(ka_kubectl -n shop get service myservice -o jsonpath='{.spec.clusterIP}')
 for _ in $(seq 150); do
-	ka_in_host nft list table ip kube-annex 2>/dev/null | grep -q "shop/myservice" && break
+	ka_in_host nft list table ip kube-annex 2>/dev/null | contains "shop/myservice" && break
 	sleep 0.1
 done
 sed 's/^/  kube-annex: /' "$KA_STATE/kube-annex.log"

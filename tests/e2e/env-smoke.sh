@@ -37,6 +37,9 @@ before=$(root_snapshot)
 export KA_PREFIX=${KA_PREFIX:-kasmoke}
 # shellcheck source=../env/lib.sh
 source "$here/../env/lib.sh"
+# Read all input before matching: with pipefail, "producer | grep -q" fails
+# whenever grep exits before the producer has written everything.
+contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
 trap 'ka_env_down >/dev/null 2>&1' EXIT
 
 t0=$EPOCHREALTIME
@@ -130,7 +133,7 @@ subsets:
     port: 8080
 EOF
 slices="/apis/discovery.k8s.io/v1beta1/namespaces/default/endpointslices?labelSelector=kubernetes.io/service-name=smoke-external"
-ka_wait_for "ka_kubectl get --raw '$slices' | grep -q 10.244.0.11" 30 \
+ka_wait_for "ka_kubectl get --raw '$slices' | contains 10.244.0.11" 30 \
 	"a mirrored EndpointSlice for default/smoke-external" || fail "no mirrored EndpointSlice"
 ka_kubectl get --raw "$slices" | "$KA_PYTHON" -c '
 import json, sys

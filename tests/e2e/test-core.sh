@@ -14,6 +14,9 @@ top=$(cd "$here/../.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kacore}
 # shellcheck source=../env/lib.sh
 source "$top/tests/env/lib.sh"
+# Read all input before matching: with pipefail, "producer | grep -q" fails
+# whenever grep exits before the producer has written everything.
+contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
 
 BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
 # Never let lib.sh guess whether to exec: commands run as children, and
@@ -138,7 +141,7 @@ subsets:
 - addresses: [{ip: 10.244.0.11}, {ip: 10.244.0.12}]
   ports: [{name: http, port: 8080, protocol: TCP}]
 EOF
-poll 1 'host_nft | grep -q 10.244.0.12' || fail "second endpoint not programmed within 1 s"
+poll 1 'host_nft | contains 10.244.0.12' || fail "second endpoint not programmed within 1 s"
 add_ms=$(($(now_ms) - t0))
 seen=$(for _ in $(seq 30); do connect "$cip:80"; done | sort | uniq -c)
 grep -q "pod1 8080" <<<"$seen" && grep -q "pod2 8080" <<<"$seen" ||
@@ -155,7 +158,7 @@ subsets:
 - addresses: [{ip: 10.244.0.12}]
   ports: [{name: http, port: 8080, protocol: TCP}]
 EOF
-poll 1 '! host_nft | grep -q 10.244.0.11' || fail "removed endpoint still programmed after 1 s"
+poll 1 '! host_nft | contains 10.244.0.11' || fail "removed endpoint still programmed after 1 s"
 del_ms=$(($(now_ms) - t0))
 seen=$(for _ in $(seq 10); do connect "$cip:80"; done | sort -u)
 [ "$seen" = "pod2 8080" ] || fail "after removing pod1, answers were: $seen"
@@ -191,7 +194,7 @@ ok "API server back: new Service $cip2:8081 reachable"
 
 # --- delete the Service: its rules are gone --------------------------------
 ka_kubectl -n shop delete service web >/dev/null
-poll 2 '! host_nft | grep -q "shop/web:http"' || fail "deleted Service still in the table"
+poll 2 '! host_nft | contains "shop/web:http"' || fail "deleted Service still in the table"
 ok "deleted Service removed from the table"
 
 # --- SIGTERM: clean exit, table removed ------------------------------------
@@ -210,7 +213,7 @@ host_nft >/dev/null || fail "table vanished after SIGKILL (should stay until cle
 ka_in_host "$BIN" --cleanup || fail "--cleanup failed"
 host_nft >/dev/null && fail "table still present after --cleanup"
 ka_in_host "$BIN" --cleanup || fail "second --cleanup failed"
-ka_in_host nft list tables | grep -q kube-annex && fail "a kube-annex table is left"
+ka_in_host nft list tables | contains kube-annex && fail "a kube-annex table is left"
 ok "--cleanup removes everything and is idempotent"
 
 [ "$(nft list ruleset 2>/dev/null | md5sum)" = "$root_rules_before" ] ||

@@ -12,6 +12,9 @@ top=$(cd "$here/../.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kaheal}
 export KA_IN_NS_EXEC=0
 source "$top/tests/env/lib.sh"
+# Read all input before matching: with pipefail, "producer | grep -q" fails
+# whenever grep exits before the producer has written everything.
+contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
 BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
 ka_pid=""
 loop_pid=""
@@ -73,7 +76,7 @@ ok "ClusterIP $cip:80 reachable"
 
 # --- outside changes are undone --------------------------------------------
 $KA_IN_HOST nft flush ruleset
-flush_ms=$(time_until 'host_nft | grep -q 10.244.0.12') || fail "table not restored after nft flush ruleset"
+flush_ms=$(time_until 'host_nft | contains 10.244.0.12') || fail "table not restored after nft flush ruleset"
 [ -n "$(connect "$cip:80")" ] || fail "ClusterIP unreachable after restoring"
 ok "nft flush ruleset: table restored in ${flush_ms} ms, ClusterIP reachable"
 
@@ -82,7 +85,7 @@ ms=$(time_until 'host_nft >/dev/null') || fail "table not restored after nft del
 ok "nft delete table ip kube-annex: restored in ${ms} ms"
 
 $KA_IN_HOST nft delete element ip kube-annex service-ips "{ $cip . tcp . 80 }"
-ms=$(time_until "host_nft | grep -q '$cip . tcp . 80'") || fail "deleted element not restored"
+ms=$(time_until "host_nft | contains '$cip . tcp . 80'") || fail "deleted element not restored"
 [ -n "$(connect "$cip:80")" ] || fail "ClusterIP unreachable after restoring an element"
 ok "nft delete element service-ips: restored in ${ms} ms"
 
@@ -117,7 +120,7 @@ start_kube_annex
 wait "$loop_pid"; loop_pid=""
 result=$(tail -1 "$KA_STATE/restart-loop.log")
 grep -q "fails=0" <<<"$result" || fail "connections failed during the restart: $(cat "$KA_STATE/restart-loop.log")"
-ka_wait_for 'grep -c "Programmed" "$KA_STATE/kube-annex.log" | grep -q 2' 30 "second instance ready"
+ka_wait_for 'grep -c "Programmed" "$KA_STATE/kube-annex.log" | contains 2' 30 "second instance ready"
 ok "restart with --keep-rules: no new connection failed ($result)"
 handle_after=$($KA_IN_HOST nft -a list table ip kube-annex | sed -n 1p)
 [ "$handle_before" = "$handle_after" ] ||

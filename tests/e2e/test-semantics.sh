@@ -14,6 +14,9 @@ top=$(cd "$here/../.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kasem}
 export KA_IN_NS_EXEC=0
 source "$top/tests/env/lib.sh"
+# Read all input before matching: with pipefail, "producer | grep -q" fails
+# whenever grep exits before the producer has written everything.
+contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
 BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
 ka_pid=""
 
@@ -145,7 +148,7 @@ empty=$(cip empty); local_ip=$(cip local); stream=$(cip stream)
 [[ $dual6 == *:* ]] || fail "dual-stack Service got no IPv6 ClusterIP ($dual6)"
 
 start_kube_annex -v
-ka_wait_for 'host_nft ip | grep -q "sem/stream:sctp"' 30 "Services programmed"
+ka_wait_for 'host_nft ip | contains "sem/stream:sctp"' 30 "Services programmed"
 
 # --- named ports, each to its own target port on both addresses -----------
 for port in 9999:80 8888:443; do
@@ -162,11 +165,11 @@ ok "UDP Service $dns:53 -> pod3:8080"
 # --- dual-stack: each family to its own endpoints ---------------------------
 [ "$(get "$dual4:80")" = "pod1 8080" ] || fail "dual-stack IPv4 $dual4:80 should reach only pod1"
 [ "$(get "[$dual6]:80")" = "pod2 8080" ] || fail "dual-stack IPv6 [$dual6]:80 should reach only pod2"
-host_nft ip6 | grep -q "sem/dual:http" || fail "ip6 kube-annex lacks sem/dual:http"
+host_nft ip6 | contains "sem/dual:http" || fail "ip6 kube-annex lacks sem/dual:http"
 ok "dual-stack: $dual4 -> IPv4 endpoint, [$dual6] -> IPv6 endpoint (ip6 kube-annex)"
 
 # --- no endpoints / unknown port: fail fast --------------------------------
-host_nft ip | grep -A4 "map no-endpoint-services" | grep -q "sem/empty:http" ||
+host_nft ip | grep -A4 "map no-endpoint-services" | contains "sem/empty:http" ||
 	fail "sem/empty not in no-endpoint-services"
 t0=$(now_ms); rc=0
 $KA_IN_HOST curl -s --max-time 5 "http://$empty/" >/dev/null 2>&1 || rc=$?
@@ -186,11 +189,11 @@ ok "externalIP 192.0.2.50:80 -> pod2 (cluster-wide endpoints for the host's own 
 # --- not proxied, with the reason -------------------------------------------
 grep -q "sem/headless: not proxied: headless" "$KA_STATE/kube-annex.log" || fail "headless not reported"
 grep -q "sem/alias: not proxied: ExternalName" "$KA_STATE/kube-annex.log" || fail "ExternalName not reported"
-host_nft ip | grep -q "sem/headless\|sem/alias" && fail "headless/ExternalName Service in the table"
+host_nft ip | contains "sem/headless\|sem/alias" && fail "headless/ExternalName Service in the table"
 ok "headless and ExternalName Services: not proxied, reason logged"
 
 # --- SCTP: rules are generated; traffic needs kernel SCTP sockets -----------
-host_nft ip | grep -q "$stream . sctp . 7777" || fail "no SCTP element for sem/stream"
+host_nft ip | contains "$stream . sctp . 7777" || fail "no SCTP element for sem/stream"
 if $KA_IN_HOST python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)' 2>/dev/null; then
 	echo "note: this kernel has SCTP sockets; SCTP traffic is not exercised by this test"
 else
@@ -202,5 +205,5 @@ ok "SCTP Service programmed ($stream . sctp . 7777)"
 stop_kube_annex
 start_kube_annex --no-external-ips
 ka_wait_for '[ "$(get "$seed:9999" | cut -c1-3)" = pod ]' 30 "restart with --no-external-ips"
-host_nft ip | grep -q 192.0.2.50 && fail "--no-external-ips: external IP still programmed"
+host_nft ip | contains 192.0.2.50 && fail "--no-external-ips: external IP still programmed"
 ok "--no-external-ips: external IPs not programmed"

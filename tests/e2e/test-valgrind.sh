@@ -12,6 +12,9 @@ top=$(cd "$here/../.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kavg}
 export KA_IN_NS_EXEC=0
 source "$top/tests/env/lib.sh"
+# Read all input before matching: with pipefail, "producer | grep -q" fails
+# whenever grep exits before the producer has written everything.
+contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
 BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
 ka_pid=""
 
@@ -58,13 +61,13 @@ $KA_IN_HOST valgrind --quiet --leak-check=full --show-leak-kinds=definite,indire
 	--log-file="$KA_STATE/valgrind.log" \
 	"$BIN" --kubeconfig "$KA_KUBECONFIG" -v </dev/null >"$KA_STATE/kube-annex.log" 2>&1 &
 ka_pid=$!
-ka_wait_for 'host_nft | grep -q 10.244.0.11' 60 "first sync under valgrind"
+ka_wait_for 'host_nft | contains 10.244.0.11' 60 "first sync under valgrind"
 endpoints 10.244.0.11 10.244.0.12
-ka_wait_for 'host_nft | grep -q 10.244.0.12' 30 "endpoint added"
+ka_wait_for 'host_nft | contains 10.244.0.12' 30 "endpoint added"
 endpoints 10.244.0.13
-ka_wait_for '! host_nft | grep -q 10.244.0.11' 30 "endpoint replaced"
+ka_wait_for '! host_nft | contains 10.244.0.11' 30 "endpoint replaced"
 ka_kubectl -n shop delete service web >/dev/null
-ka_wait_for '! host_nft | grep -q shop/web' 30 "Service deleted"
+ka_wait_for '! host_nft | contains shop/web' 30 "Service deleted"
 kill -TERM "$ka_pid"
 rc=0; wait "$ka_pid" || rc=$?
 ka_pid=""
