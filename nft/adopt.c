@@ -56,7 +56,12 @@
 /* Chains and sets besides the groups' (base chains, reject-chain, the
  * three fixed sets), with room for what later versions may add. */
 #define MAX_FIXED_OBJECTS 64u
-#define MAX_RULES_PER_CHAIN 64u
+/* Chains or sets: the groups' (lb-N and affinity-N-T chains; backends-N,
+ * endpoint-N and endpoint-N-clients) and the fixed ones. */
+#define MAX_OBJECTS (2 * NFT_ADOPT_MAX_GROUPS + 2 * NFT_MAX_AFFINITY_BACKENDS + MAX_FIXED_OBJECTS)
+/* An affinity-N-T chain has 2N + 1 rules. */
+#define MAX_RULES_PER_CHAIN (2 * NFT_MAX_AFFINITY_BACKENDS + 64u)
+#define MAX_RULES (4 * MAX_OBJECTS + 32768u)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_table *, nftnl_table_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_set *, nftnl_set_free);
@@ -316,7 +321,7 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 		nftnl_chain_free(ch);
 		return MNL_CB_OK;
 	}
-	if (c->o->n_chains >= NFT_ADOPT_MAX_GROUPS + MAX_FIXED_OBJECTS) {
+	if (c->o->n_chains >= MAX_OBJECTS) {
 		c->o->too_many = true;
 		nftnl_chain_free(ch);
 		return MNL_CB_OK;
@@ -347,7 +352,7 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 		nftnl_set_free(s);
 		return MNL_CB_OK;
 	}
-	if (c->o->n_sets >= NFT_ADOPT_MAX_GROUPS + MAX_FIXED_OBJECTS) {
+	if (c->o->n_sets >= MAX_OBJECTS) {
 		c->o->too_many = true;
 		nftnl_set_free(s);
 		return MNL_CB_OK;
@@ -380,7 +385,7 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 		nftnl_rule_free(rule);
 		return MNL_CB_OK;
 	}
-	if (c->o->n_rules >= (NFT_ADOPT_MAX_GROUPS + MAX_FIXED_OBJECTS) * 2) {
+	if (c->o->n_rules >= MAX_RULES) {
 		c->o->too_many = true;
 		nftnl_rule_free(rule);
 		return MNL_CB_OK;
@@ -427,52 +432,90 @@ static int read_objects(struct reader *rd, struct objects *o)
 
 /* ---- what this version creates ------------------------------------------ */
 
-/* "backends-N" / "lb-N" with N as printed by "%u", 1 <= N <= max. */
-static bool parse_group(const char *name, const char *prefix, uint32_t *ret)
+/* A decimal number as "%u" prints it, min <= value <= max; *end after it. */
+static bool parse_u32(const char *p, uint32_t min, uint32_t max, const char **end,
+		      uint32_t *ret)
 {
-	size_t len = strlen(prefix);
 	uint64_t v = 0;
-	const char *p;
 
-	if (strncmp(name, prefix, len) != 0)
+	if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9'))
 		return false;
-	p = name + len;
-	if (*p < '1' || *p > '9')
-		return false;
-	for (; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return false;
+	for (; *p >= '0' && *p <= '9'; p++) {
 		v = v * 10 + (uint64_t)(*p - '0');
-		if (v > NFT_MAX_BACKENDS)
+		if (v > max)
 			return false;
 	}
+	if (v < min)
+		return false;
+	*end = p;
 	*ret = (uint32_t)v;
 	return true;
 }
 
-static int u32_cmp(const void *a, const void *b)
+/* "backends-N" / "lb-N" / "endpoint-N" with N as printed by "%u", within
+ * [min, max]. */
+static bool parse_group(const char *name, const char *prefix, uint32_t min, uint32_t max,
+			uint32_t *ret)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	size_t len = strlen(prefix);
+	const char *end;
 
-	return x < y ? -1 : x > y;
+	return strncmp(name, prefix, len) == 0 && parse_u32(name + len, min, max, &end, ret) &&
+	       *end == 0;
 }
 
-/* The N of every backends-N map, sorted. */
-static int find_groups(const struct objects *o, uint32_t **ret, size_t *ret_n)
+/* "affinity-N-T" */
+static bool parse_affinity(const char *name, uint32_t *ret_n, uint32_t *ret_timeout)
 {
-	_cleanup_(freep) uint32_t *groups = NULL;
+	const char *p;
+
+	return strncmp(name, "affinity-", 9) == 0 &&
+	       parse_u32(name + 9, 1, NFT_MAX_AFFINITY_BACKENDS, &p, ret_n) && *p == '-' &&
+	       parse_u32(p + 1, 1, UINT32_MAX, &p, ret_timeout) && *p == 0;
+}
+
+/* A group a table holds (enum nft_group_kind). */
+struct found {
+	uint32_t kind, n, timeout;
+};
+
+static int found_cmp(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	if (x->n != y->n)
+		return x->n < y->n ? -1 : 1;
+	return x->timeout < y->timeout ? -1 : x->timeout > y->timeout;
+}
+
+/* The groups whose objects are in the table, sorted: LB and SLOT by their
+ * maps (backends-N, endpoint-N), AFFINITY by their chains. */
+static int find_groups(const struct objects *o, struct found **ret, size_t *ret_n)
+{
+	_cleanup_(freep) struct found *groups = NULL;
 	size_t n = 0;
 
-	groups = calloc(o->n_sets + 1, sizeof(*groups));
+	groups = calloc(o->n_sets + o->n_chains + 1, sizeof(*groups));
 	if (!groups)
 		return -ENOMEM;
 	for (size_t i = 0; i < o->n_sets; i++) {
+		const char *name = nftnl_set_get_str(o->sets[i], NFTNL_SET_NAME);
 		uint32_t g;
 
-		if (parse_group(nftnl_set_get_str(o->sets[i], NFTNL_SET_NAME), "backends-", &g))
-			groups[n++] = g;
+		if (parse_group(name, "backends-", 1, NFT_MAX_BACKENDS, &g))
+			groups[n++] = (struct found){ NFT_GROUP_LB, g, 0 };
+		else if (parse_group(name, "endpoint-", 0, NFT_MAX_AFFINITY_BACKENDS - 1, &g))
+			groups[n++] = (struct found){ NFT_GROUP_SLOT, g, 0 };
 	}
-	qsort(groups, n, sizeof(*groups), u32_cmp);
+	for (size_t i = 0; i < o->n_chains; i++) {
+		uint32_t g, timeout;
+
+		if (parse_affinity(nftnl_chain_get_str(o->chains[i], NFTNL_CHAIN_NAME), &g, &timeout))
+			groups[n++] = (struct found){ NFT_GROUP_AFFINITY, g, timeout };
+	}
+	qsort(groups, n, sizeof(*groups), found_cmp);
 	*ret = TAKE_PTR(groups);
 	*ret_n = n;
 	return 0;
@@ -660,10 +703,14 @@ static bool expr_attr_implied(const char *name, uint16_t type, const struct nftn
 			      bool in_kernel)
 {
 	if (!in_kernel)
-		return streq(name, "lookup") && type == NFTNL_EXPR_LOOKUP_SET_ID;
+		return (streq(name, "lookup") && type == NFTNL_EXPR_LOOKUP_SET_ID) ||
+		       (streq(name, "dynset") && type == NFTNL_EXPR_DYNSET_SET_ID);
 	if (streq(name, "lookup"))
 		return type == NFTNL_EXPR_LOOKUP_FLAGS &&
 		       nftnl_expr_get_u32(have, NFTNL_EXPR_LOOKUP_FLAGS) == 0;
+	if (streq(name, "dynset"))
+		return type == NFTNL_EXPR_DYNSET_FLAGS &&
+		       nftnl_expr_get_u32(have, NFTNL_EXPR_DYNSET_FLAGS) == 0;
 	if (streq(name, "bitwise"))
 		return type == NFTNL_EXPR_BITWISE_OP &&
 		       nftnl_expr_get_u32(have, NFTNL_EXPR_BITWISE_OP) == NFT_BITWISE_BOOL;
@@ -793,7 +840,7 @@ static int compare_rules(struct reader *rd, const struct objects *want, const st
 	return 0;
 }
 
-static int compare(struct reader *rd, const struct objects *have, const uint32_t *groups,
+static int compare(struct reader *rd, const struct objects *have, const struct found *groups,
 		   size_t n_groups, nft_skeleton_fn skeleton, void *skeleton_data)
 {
 	_cleanup_(objects_done) struct objects want = {};
@@ -804,8 +851,9 @@ static int compare(struct reader *rd, const struct objects *have, const uint32_t
 	if (r < 0)
 		return r;
 	r = skeleton(b, rd->family, skeleton_data);
+	/* sorted by kind: the slots before the affinity chains using them */
 	for (size_t i = 0; i < n_groups && r >= 0; i++)
-		r = nft_rs_group_add(b, rd->family, groups[i]);
+		r = nft_rs_group_add(b, rd->family, groups[i].kind, groups[i].n, groups[i].timeout);
 	if (r >= 0)
 		r = expected_objects(b, &want);
 	nft_batch_free(b);
@@ -825,7 +873,9 @@ static int compare(struct reader *rd, const struct objects *have, const uint32_t
 
 /* ---- elements ----------------------------------------------------------- */
 
-/* The keys service-ips sends to one lb-N, whose slots are looked up. */
+/* The keys service-ips sends to one lb-N, whose slots are looked up in
+ * backends-N; or the keys with session affinity and more than N backends,
+ * looked up in endpoint-N. */
 struct key_list {
 	struct nft_key *keys;
 	size_t count, cap;
@@ -834,10 +884,10 @@ struct key_list {
 struct elem_reader {
 	struct reader *rd;
 	enum nft_set_kind kind;
-	uint32_t n;              /* backends-N */
-	const uint32_t *groups;  /* sorted */
+	uint32_t n;              /* backends-N, endpoint-N */
+	const struct found *groups; /* sorted */
 	size_t n_groups;
-	struct key_list *keys;   /* per group */
+	struct key_list *keys;   /* per LB and SLOT group */
 	const struct nft_table_sink *sink;
 	void *userdata;
 	size_t count;            /* elements read so far, all sets */
@@ -882,6 +932,7 @@ static int decode_key(struct elem_reader *er, struct nftnl_set_elem *e, struct n
 	uint16_t port;
 
 	want = alen + (er->kind == NFT_SET_CLUSTER_IPS ? 0 : er->kind == NFT_SET_BACKENDS ? 12 : 8);
+	*slot = er->n; /* endpoint-N: the set's */
 	k = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
 	if (!k || len != want)
 		return differ(er->rd, "%s: element key of %u bytes", nft_set_kind_name(er->kind), len);
@@ -900,16 +951,18 @@ static int decode_key(struct elem_reader *er, struct nftnl_set_elem *e, struct n
 	return 0;
 }
 
-/* Index of group n, or SIZE_MAX. */
-static size_t group_index(const struct elem_reader *er, uint32_t n)
+/* Index of a group, or SIZE_MAX. */
+static size_t group_index(const struct elem_reader *er, enum nft_group_kind kind, uint32_t n,
+			  uint32_t timeout)
 {
-	const uint32_t *p = bsearch(&n, er->groups, er->n_groups, sizeof(n), u32_cmp);
+	const struct found key = { kind, n, timeout };
+	const struct found *p = bsearch(&key, er->groups, er->n_groups, sizeof(key), found_cmp);
 
 	return p ? (size_t)(p - er->groups) : SIZE_MAX;
 }
 
 static int decode_verdict(struct elem_reader *er, struct nftnl_set_elem *e,
-			  enum nft_kind *kind, uint32_t *n)
+			  enum nft_kind *kind, uint32_t *n, uint32_t *timeout)
 {
 	uint32_t code = nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT);
 	const char *chain = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN) ?
@@ -917,10 +970,17 @@ static int decode_verdict(struct elem_reader *er, struct nftnl_set_elem *e,
 	bool services = er->kind == NFT_SET_SERVICES;
 
 	*n = 0;
+	*timeout = 0;
 	if (!nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_VERDICT))
 		return differ(er->rd, "%s: element without verdict", nft_set_kind_name(er->kind));
-	if (code == (uint32_t)NFT_GOTO && chain && services && parse_group(chain, "lb-", n) &&
-	    group_index(er, *n) != SIZE_MAX) {
+	if (code == (uint32_t)NFT_GOTO && chain && services &&
+	    parse_group(chain, "lb-", 1, NFT_MAX_BACKENDS, n) &&
+	    group_index(er, NFT_GROUP_LB, *n, 0) != SIZE_MAX) {
+		*kind = NFT_KIND_FORWARD;
+		return 0;
+	}
+	if (code == (uint32_t)NFT_GOTO && chain && services && parse_affinity(chain, n, timeout) &&
+	    group_index(er, NFT_GROUP_AFFINITY, *n, *timeout) != SIZE_MAX) {
 		*kind = NFT_KIND_FORWARD;
 		return 0;
 	}
@@ -966,7 +1026,8 @@ static int decode_backend(struct elem_reader *er, struct nftnl_set_elem *e,
 	d = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_DATA) ?
 		nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &len) : NULL;
 	if (!d || len != alen + 4 || !zero(d + alen + 2, 2))
-		return differ(er->rd, "backends-%u: element data of %u bytes", er->n, len);
+		return differ(er->rd, "%s-%u: element data of %u bytes", nft_set_kind_name(er->kind),
+			      er->n, len);
 	memset(be, 0, sizeof(*be));
 	be->addr.family = er->rd->family == NFT_FAMILY_IP ? AF_INET : AF_INET6;
 	memcpy(be->addr.bytes, d, alen);
@@ -987,7 +1048,7 @@ static bool elem_attr_allowed(enum nft_set_kind kind, uint16_t attr)
 	case NFTNL_SET_ELEM_USERDATA:
 		return kind == NFT_SET_SERVICES || kind == NFT_SET_NO_ENDPOINTS;
 	case NFTNL_SET_ELEM_DATA:
-		return kind == NFT_SET_BACKENDS;
+		return kind == NFT_SET_BACKENDS || kind == NFT_SET_ENDPOINTS;
 	default:
 		return false;
 	}
@@ -1001,13 +1062,32 @@ static int sink_result(struct elem_reader *er, int r)
 	return r < 0 ? NFT_TABLE_DIFFERENT : 0;
 }
 
+/* A key going to lb-n is looked up in backends-n; one going to
+ * affinity-n-T in endpoint-0 .. endpoint-(n-1). */
+static int push_forward(struct elem_reader *er, const struct nft_key *key, uint32_t n,
+			uint32_t timeout)
+{
+	int r = 0;
+
+	if (!timeout)
+		return key_list_push(&er->keys[group_index(er, NFT_GROUP_LB, n, 0)], key);
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		size_t g = group_index(er, NFT_GROUP_SLOT, i, 0);
+
+		if (g == SIZE_MAX)
+			return differ(er->rd, "affinity-%u-%u: no endpoint-%u", n, timeout, i);
+		r = key_list_push(&er->keys[g], key);
+	}
+	return r;
+}
+
 static int one_elem(struct elem_reader *er, struct nftnl_set_elem *e)
 {
 	char comment[256];
 	struct model_backend be;
 	struct nft_key key;
 	enum nft_kind kind = NFT_KIND_NONE;
-	uint32_t slot = 0, n = 0;
+	uint32_t slot = 0, n = 0, timeout = 0;
 	int r;
 
 	for (uint16_t a = 0; a <= NFTNL_SET_ELEM_MAX; a++)
@@ -1023,20 +1103,25 @@ static int one_elem(struct elem_reader *er, struct nftnl_set_elem *e)
 	switch (er->kind) {
 	case NFT_SET_SERVICES:
 	case NFT_SET_NO_ENDPOINTS:
-		r = decode_verdict(er, e, &kind, &n);
+		r = decode_verdict(er, e, &kind, &n, &timeout);
 		if (r == 0)
 			r = decode_comment(er, e, comment, sizeof(comment));
 		if (r == 0)
-			r = sink_result(er, er->sink->verdict(er->userdata, &key, kind, n, comment));
+			r = sink_result(er, er->sink->verdict(er->userdata, &key, kind, n, timeout,
+							      comment));
 		if (r == 0 && kind == NFT_KIND_FORWARD)
-			r = key_list_push(&er->keys[group_index(er, n)], &key);
+			r = push_forward(er, &key, n, timeout);
 		return r;
 	case NFT_SET_BACKENDS:
-		if (slot >= er->n)
+	case NFT_SET_ENDPOINTS:
+		if (er->kind == NFT_SET_BACKENDS && slot >= er->n)
 			return differ(er->rd, "backends-%u: slot %u", er->n, slot);
 		r = decode_backend(er, e, &be);
 		if (r == 0)
-			r = sink_result(er, er->sink->backend(er->userdata, er->n, &key, slot, &be));
+			r = sink_result(er, er->sink->backend(er->userdata,
+							      er->kind == NFT_SET_BACKENDS ?
+							      NFT_GROUP_LB : NFT_GROUP_SLOT,
+							      &key, slot, &be));
 		return r;
 	case NFT_SET_CLUSTER_IPS:
 		return sink_result(er, er->sink->cluster_ip(er->userdata, &key));
@@ -1082,21 +1167,13 @@ static int elems_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_ERROR;
 }
 
-static void set_name_of(enum nft_set_kind kind, uint32_t n, char *buf, size_t len)
-{
-	if (kind == NFT_SET_BACKENDS)
-		snprintf(buf, len, "backends-%u", n);
-	else
-		snprintf(buf, len, "%s", nft_set_kind_name(kind));
-}
-
 static int dump_elems(struct elem_reader *er, enum nft_set_kind kind)
 {
 	char buf[REQUEST_SIZE], name[32];
 	struct nlmsghdr *nlh = request_start(er->rd, buf, sizeof(buf), NFT_MSG_GETSETELEM,
 					     NLM_F_DUMP);
 
-	set_name_of(kind, 0, name, sizeof(name));
+	nft_set_name(kind, 0, name, sizeof(name));
 	er->kind = kind;
 	er->n = 0;
 	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, NFT_TABLE_NAME);
@@ -1104,9 +1181,10 @@ static int dump_elems(struct elem_reader *er, enum nft_set_kind kind)
 	return request_run(er->rd, nlh, elems_cb, er);
 }
 
-/* key . slot, as key_encode() in ruleset.c lays out a backends-N key. */
+/* key . slot, as key_encode() in ruleset.c lays out a backends-N key; or
+ * just the key, for endpoint-N (with_slot false). */
 static void put_backend_key(struct nlmsghdr *nlh, enum nft_family f, const struct nft_key *key,
-			    uint32_t slot, uint16_t index)
+			    bool with_slot, uint32_t slot, uint16_t index)
 {
 	size_t alen = addr_len(f);
 	uint16_t port = htons(key->port);
@@ -1119,37 +1197,41 @@ static void put_backend_key(struct nlmsghdr *nlh, enum nft_family f, const struc
 	memcpy(k + alen + 8, &slot, sizeof(slot));
 	elem = mnl_attr_nest_start(nlh, index);
 	nest = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
-	mnl_attr_put(nlh, NFTA_DATA_VALUE, alen + 12, k);
+	mnl_attr_put(nlh, NFTA_DATA_VALUE, alen + (with_slot ? 12 : 8), k);
 	mnl_attr_nest_end(nlh, nest);
 	mnl_attr_nest_end(nlh, elem);
 }
 
 /*
- * The slots of backends-N the keys going to lb-N need, looked up rather
- * than listed: the kernel lists a set in rounds that each walk it from the
- * start, which takes seconds for a few hundred thousand elements, while a
- * lookup costs the same whatever the set's size. The kernel answers every
- * element with a message of its own, so a request asks for no more than
- * the receive buffer holds; it stops at the first missing one (ENOENT).
+ * The slots of backends-N the keys going to lb-N need (or the slot of
+ * endpoint-N every key with affinity and more than N backends needs),
+ * looked up rather than listed: the kernel lists a set in rounds that each
+ * walk it from the start, which takes seconds for a few hundred thousand
+ * elements, while a lookup costs the same whatever the set's size. The
+ * kernel answers every element with a message of its own, so a request
+ * asks for no more than the receive buffer holds; it stops at the first
+ * missing one (ENOENT).
  *
  * Elements no key leads to are not looked for: no packet can reach them.
  * Should one be there (put by hand), the add that collides with it fails
  * and the caller rebuilds.
  */
-static int lookup_backends(struct elem_reader *er, uint32_t n, const struct key_list *keys)
+static int lookup_backends(struct elem_reader *er, const struct found *g,
+			   const struct key_list *keys)
 {
 	_cleanup_(freep) char *buf = NULL;
 	size_t per_request = er->rd->lookups_per_request, i = 0;
-	uint32_t slot = 0;
+	bool lb = g->kind == NFT_GROUP_LB;
+	uint32_t slot = 0, n = lb ? g->n : 1;
 	char name[32];
 	int r;
 
 	buf = malloc(LOOKUP_REQUEST_SIZE);
 	if (!buf)
 		return -ENOMEM;
-	set_name_of(NFT_SET_BACKENDS, n, name, sizeof(name));
-	er->kind = NFT_SET_BACKENDS;
-	er->n = n;
+	er->kind = lb ? NFT_SET_BACKENDS : NFT_SET_ENDPOINTS;
+	er->n = g->n;
+	nft_set_name(er->kind, g->n, name, sizeof(name));
 	while (i < keys->count) {
 		struct nlmsghdr *nlh = request_start(er->rd, buf, LOOKUP_REQUEST_SIZE,
 						     NFT_MSG_GETSETELEM, NLM_F_ACK);
@@ -1160,7 +1242,7 @@ static int lookup_backends(struct elem_reader *er, uint32_t n, const struct key_
 		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, name);
 		list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
 		for (; i < keys->count && in_request < per_request; in_request++) {
-			put_backend_key(nlh, er->rd->family, &keys->keys[i], slot,
+			put_backend_key(nlh, er->rd->family, &keys->keys[i], lb, slot,
 					(uint16_t)(in_request + 1));
 			if (++slot == n) {
 				slot = 0;
@@ -1170,7 +1252,7 @@ static int lookup_backends(struct elem_reader *er, uint32_t n, const struct key_
 		mnl_attr_nest_end(nlh, list);
 		r = request_run(er->rd, nlh, elems_cb, er);
 		if (r == -ENOENT)
-			return differ(er->rd, "backends-%u lacks a slot of a key going to lb-%u", n, n);
+			return differ(er->rd, "%s lacks a slot of a key using it", name);
 		if (r != 0)
 			return r;
 	}
@@ -1179,7 +1261,7 @@ static int lookup_backends(struct elem_reader *er, uint32_t n, const struct key_
 
 /* Verdict maps first: they say which backend slots must exist, and
  * cluster-ips is checked against the keys' VIPs. */
-static int read_all_elems(struct reader *rd, const uint32_t *groups, size_t n_groups,
+static int read_all_elems(struct reader *rd, const struct found *groups, size_t n_groups,
 			  const struct nft_table_sink *sink, void *userdata)
 {
 	struct elem_reader er = { .rd = rd, .groups = groups, .n_groups = n_groups,
@@ -1190,13 +1272,15 @@ static int read_all_elems(struct reader *rd, const uint32_t *groups, size_t n_gr
 	if (!er.keys)
 		return -ENOMEM;
 	for (size_t i = 0; i < n_groups && r == 0; i++)
-		r = sink_result(&er, sink->group(userdata, groups[i]));
+		r = sink_result(&er, sink->group(userdata, groups[i].kind, groups[i].n,
+						 groups[i].timeout));
 	if (r == 0)
 		r = dump_elems(&er, NFT_SET_SERVICES);
 	if (r == 0)
 		r = dump_elems(&er, NFT_SET_NO_ENDPOINTS);
 	for (size_t i = 0; i < n_groups && r == 0; i++)
-		r = lookup_backends(&er, groups[i], &er.keys[i]);
+		if (groups[i].kind != NFT_GROUP_AFFINITY)
+			r = lookup_backends(&er, &groups[i], &er.keys[i]);
 	if (r == 0)
 		r = dump_elems(&er, NFT_SET_CLUSTER_IPS);
 	for (size_t i = 0; i < n_groups; i++)
@@ -1212,7 +1296,7 @@ int nft_table_read(enum nft_family f, nft_skeleton_fn skeleton, void *skeleton_d
 		   size_t reason_len)
 {
 	_cleanup_(objects_done) struct objects have = {};
-	_cleanup_(freep) uint32_t *groups = NULL;
+	_cleanup_(freep) struct found *groups = NULL;
 	struct reader rd;
 	size_t n_groups = 0;
 	int r;
@@ -1235,7 +1319,7 @@ int nft_table_read(enum nft_family f, nft_skeleton_fn skeleton, void *skeleton_d
 	r = find_groups(&have, &groups, &n_groups);
 	if (r < 0)
 		goto out;
-	if (n_groups > NFT_ADOPT_MAX_GROUPS) {
+	if (n_groups > 2 * NFT_ADOPT_MAX_GROUPS + NFT_MAX_AFFINITY_BACKENDS) {
 		r = differ(&rd, "%zu groups", n_groups);
 		goto out;
 	}

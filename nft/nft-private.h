@@ -13,6 +13,7 @@
 
 #include "lib/util.h"
 #include "model/model.h"
+#include "nft/nft.h"
 
 struct mnl_socket;
 struct nft;
@@ -23,6 +24,11 @@ struct nlmsghdr;
 
 /* Bound on one key's backends: numgen and the element count stay sane. */
 #define NFT_MAX_BACKENDS 65536u
+/* Pins per slot (set endpoint-N-clients) of keys with session affinity
+ * (NFT_MAX_AFFINITY_BACKENDS slots at most, see nft.h): a bound on kernel
+ * memory. A new client whose slot's set is full goes to another slot, or
+ * to slot 0, without a pin until old pins expire. */
+#define NFT_AFFINITY_CLIENTS_MAX 65536u
 
 enum nft_family {
 	NFT_FAMILY_IP,
@@ -36,7 +42,26 @@ enum nft_set_kind {
 	NFT_SET_NO_ENDPOINTS, /* no-endpoint-services: ... : goto reject-chain | drop */
 	NFT_SET_CLUSTER_IPS,  /* cluster-ips: VIP */
 	NFT_SET_BACKENDS,     /* backends-N: VIP . proto . port . i : addr . port */
+	NFT_SET_ENDPOINTS,    /* endpoint-N: VIP . proto . port : addr . port (slot N) */
+	NFT_SET_CLIENTS,      /* endpoint-N-clients: client . VIP . proto . port, dynamic */
 	_NFT_SET_KIND_MAX,
+};
+
+/*
+ * What a Service's key shares with others of its kind, created while some
+ * key needs it and deleted (later) when none does:
+ *   - LB n: map backends-n and chain lb-n, for keys with n endpoints and no
+ *     session affinity;
+ *   - SLOT n: map endpoint-n and set endpoint-n-clients, for keys with
+ *     session affinity and more than n endpoints (slot n is their n-th);
+ *   - AFFINITY n, timeout: chain affinity-n-timeout, for keys with session
+ *     affinity, n endpoints and that timeout (seconds).
+ */
+enum nft_group_kind {
+	NFT_GROUP_LB,
+	NFT_GROUP_SLOT,
+	NFT_GROUP_AFFINITY,
+	_NFT_GROUP_KIND_MAX,
 };
 
 enum nft_kind {
@@ -60,8 +85,16 @@ struct nft_elem {
 	uint32_t index;                      /* backends-N: slot */
 	const struct model_backend *backend; /* backends-N: value (adds) */
 	enum nft_kind kind;                  /* services/no-endpoints: value */
-	uint32_t n;                          /* NFT_KIND_FORWARD: goto lb-n */
+	uint32_t n;                          /* NFT_KIND_FORWARD: goto lb-n, or */
+	uint32_t timeout;                    /* goto affinity-n-timeout when > 0 */
 	const char *comment;                 /* element comment, or NULL */
+};
+
+/* A --service-cidr: traffic to unallocated addresses in it is dropped. */
+struct nft_cidr {
+	uint8_t family; /* enum nft_family */
+	uint8_t prefix; /* 1 ..= 32 or 128 */
+	uint8_t addr[16]; /* host bits zero */
 };
 
 /* ---- netlink.c ---------------------------------------------------------- */
@@ -121,20 +154,32 @@ int nft_batch_send(struct nft_batch *b, struct mnl_socket *nl, char **ret_error)
 int nft_family_nfproto(enum nft_family f);
 const char *nft_family_name(enum nft_family f);
 const char *nft_set_kind_name(enum nft_set_kind kind);
+/* "service-ips", "backends-3", "endpoint-3", "endpoint-3-clients"... */
+void nft_set_name(enum nft_set_kind kind, uint32_t n, char *buf, size_t len);
+/* "affinity-3-10800": keys with session affinity, 3 endpoints, 10800 s */
+void nft_affinity_chain_name(uint32_t n, uint32_t timeout, char *buf, size_t len);
 
 /* Ensure the table exists, delete it, and create it again (empty). */
 int nft_rs_table_replace(struct nft_batch *b, enum nft_family f);
 /* Delete the table whether or not it exists. */
 int nft_rs_table_delete(struct nft_batch *b, enum nft_family f);
 /* Fixed sets, maps, chains and rules (after nft_rs_table_replace); the
- * prerouting and forward chains only for a gateway. */
-int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway);
+ * prerouting and forward chains only for a gateway; a drop rule for each
+ * of the family's service CIDRs. */
+int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway,
+		const struct nft_cidr *cidrs, size_t n_cidrs);
 /* Chain nat-postrouting: "<family> saddr <addr> ct status dnat masquerade"
  * (addr: 4 or 16 bytes by family), for resolv/'s DNS link. */
 int nft_rs_masquerade(struct nft_batch *b, enum nft_family f, const uint8_t *addr);
-/* Map backends-N and chain lb-N with its dnat rule. */
-int nft_rs_group_add(struct nft_batch *b, enum nft_family f, uint32_t n);
-int nft_rs_group_delete(struct nft_batch *b, enum nft_family f, uint32_t n);
+/* A group's objects (enum nft_group_kind): LB n: map backends-n and chain
+ * lb-n with its dnat rule; SLOT n: map endpoint-n and set
+ * endpoint-n-clients; AFFINITY n, timeout: chain affinity-n-timeout with
+ * its rules (the slots must exist). Deleting an AFFINITY chain releases the
+ * slots its rules use: in one transaction, chains go first. */
+int nft_rs_group_add(struct nft_batch *b, enum nft_family f, enum nft_group_kind kind,
+		     uint32_t n, uint32_t timeout);
+int nft_rs_group_delete(struct nft_batch *b, enum nft_family f, enum nft_group_kind kind,
+			uint32_t n, uint32_t timeout);
 /* As many NEWSETELEM / DELSETELEM messages as the elements need. */
 int nft_rs_elems(struct nft_batch *b, enum nft_family f, enum nft_set_kind kind, uint32_t n,
 		 bool del, const struct nft_elem *elems, size_t count);
@@ -147,7 +192,7 @@ size_t nft_rs_elem_at(const struct nlmsghdr *nlh, uint32_t off);
 /* ---- adopt.c ------------------------------------------------------------ */
 
 /* Bounds on a table left by a previous run before it is replaced instead of
- * taken over: distinct endpoint counts, and elements over all its sets. */
+ * taken over: groups of each kind, and elements over all its sets. */
 #define NFT_ADOPT_MAX_GROUPS 4096u
 #define NFT_ADOPT_MAX_ELEMS (1u << 24)
 
@@ -157,21 +202,25 @@ typedef int (*nft_skeleton_fn)(struct nft_batch *b, enum nft_family f, void *use
 
 /*
  * What nft_table_read() finds, element by element: every group first, then
- * service-ips and no-endpoint-services, the backends-N slots the keys of
- * service-ips lead to (each exactly once), cluster-ips.
+ * service-ips and no-endpoint-services, the backends-N and endpoint-N slots
+ * the keys of service-ips lead to (each exactly once), cluster-ips. The
+ * endpoint-N-clients sets are the kernel's (pins it adds and expires) and
+ * are not read.
  * A callback returns 0, -ENOMEM (stops the read with it) or another
  * -errno: the table is inconsistent, the read ends with NFT_TABLE_DIFFERENT
  * (the callback writes why into the caller's reason buffer).
  */
 struct nft_table_sink {
-	int (*group)(void *userdata, uint32_t n);
-	/* service-ips: NFT_KIND_FORWARD to lb-n; no-endpoint-services:
-	 * NFT_KIND_REJECT or NFT_KIND_DROP. comment "" when none. */
+	int (*group)(void *userdata, enum nft_group_kind kind, uint32_t n, uint32_t timeout);
+	/* service-ips: NFT_KIND_FORWARD to lb-n (timeout 0) or to
+	 * affinity-n-timeout; no-endpoint-services: NFT_KIND_REJECT or
+	 * NFT_KIND_DROP. comment "" when none. */
 	int (*verdict)(void *userdata, const struct nft_key *key, enum nft_kind kind, uint32_t n,
-		       const char *comment);
-	/* backends-n, slot < n */
-	int (*backend)(void *userdata, uint32_t n, const struct nft_key *key, uint32_t slot,
-		       const struct model_backend *be);
+		       uint32_t timeout, const char *comment);
+	/* Slot of a key's backends: from backends-n (kind LB, slot < n) or
+	 * from endpoint-slot (kind SLOT, for keys with affinity). */
+	int (*backend)(void *userdata, enum nft_group_kind kind, const struct nft_key *key,
+		       uint32_t slot, const struct model_backend *be);
 	/* cluster-ips: protocol and port zero */
 	int (*cluster_ip)(void *userdata, const struct nft_key *vip);
 };
@@ -184,7 +233,8 @@ enum {
 
 /*
  * Read family f's table kube-annex and, if its chains, rules and sets are
- * exactly what skeleton() plus one group per backends-N map would create,
+ * exactly what skeleton() plus the groups found (one per backends-N and
+ * endpoint-N map and per affinity-N-T chain) would create,
  * hand its elements to sink. Returns NFT_TABLE_* or -errno; -EAGAIN when
  * the ruleset changed while it was read (undo what the sink did, and read
  * again).

@@ -43,9 +43,17 @@
  *     lock for the rebuild of a large table is the lesser harm, and it only
  *     happens after something went wrong.
  *
- * Backends keep their slot (the numgen value that picks them) while the
- * endpoint count stays the same, so one endpoint replaced is one element
- * deleted and one added, whatever the model's order.
+ * Backends keep their slot (the numgen value that picks them, or the
+ * endpoint-N map of a key with session affinity) when they stay, so one
+ * endpoint replaced is one element deleted and one added, whatever the
+ * model's order.
+ *
+ * Session affinity (a key with a timeout): the key goes to chain
+ * affinity-N-T instead of lb-N, and its backends to maps endpoint-0 ..
+ * endpoint-(N-1), one per slot, shared by all such keys. A client's pin is
+ * the slot it was sent to, kept by the kernel in set endpoint-S-clients
+ * with the timeout; so a pin can only ever lead to a backend the key has
+ * now, and no pin needs cleaning when backends change. See ruleset.c.
  */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -89,7 +97,7 @@ struct state {
 	char *comment; /* sanitized, "" when none */
 	struct model_backend *backends; /* slot i is picked by numgen value i */
 	uint32_t n_backends;
-	uint32_t affinity_timeout_sec; /* kept for session affinity; unused yet */
+	uint32_t affinity_timeout_sec; /* 0: none; only with NFT_KIND_FORWARD */
 };
 
 struct record {
@@ -119,10 +127,13 @@ struct elem_list {
 
 struct group_key {
 	uint32_t family;
+	uint32_t kind; /* enum nft_group_kind */
 	uint32_t n;
+	uint32_t timeout;
 };
 
-/* Keys with n backends share chain lb-n and map backends-n. */
+/* Keys with n backends share chain lb-n and map backends-n; keys with
+ * session affinity share slots and affinity chains (nft-private.h). */
 struct group {
 	struct group_key key;
 	uint32_t users;
@@ -130,7 +141,7 @@ struct group {
 	bool in_kernel;
 	bool create;           /* created by the batch being built */
 	uint64_t empty_since;  /* CLOCK_MONOTONIC usec, 0 while used */
-	struct elem_list elems; /* backends-n changes of the batch being built */
+	struct elem_list elems; /* backends-n / endpoint-n changes of the batch being built */
 	bool touched;
 	struct group *next_touched;
 	UT_hash_handle hh;
@@ -154,6 +165,8 @@ struct nft {
 	/* resolv/: masquerade these sources after DNAT (nft_set_masquerade_sources) */
 	uint8_t masq_addr[_NFT_FAMILY_MAX][16];
 	bool masq[_NFT_FAMILY_MAX];
+	struct nft_cidr cidrs[NFT_MAX_SERVICE_CIDRS]; /* nft_set_service_cidrs */
+	size_t n_cidrs;
 
 	struct record *records; /* by key */
 	struct record *staged;
@@ -271,9 +284,12 @@ static int backends_copy(const struct nft_key *key, const struct model_entry *e,
 	return 0;
 }
 
+/* 1 when programmed without session affinity (too many backends). */
 static int state_from_entry(const struct nft_key *key, const struct model_entry *e,
 			    struct state *s)
 {
+	int r;
+
 	switch (e->verdict) {
 	case MODEL_FORWARD:
 		/* Nothing to forward to: fail fast instead. */
@@ -291,21 +307,36 @@ static int state_from_entry(const struct nft_key *key, const struct model_entry 
 	s->comment = comment_dup(e->comment);
 	if (!s->comment)
 		return -ENOMEM;
+	if (s->kind != NFT_KIND_FORWARD)
+		return 0;
+	r = backends_copy(key, e, s);
+	if (r < 0)
+		return r;
+	/* Affinity only matters where there is a choice to remember. */
+	if (e->affinity_timeout_sec > 0 && s->n_backends > NFT_MAX_AFFINITY_BACKENDS)
+		return 1;
 	s->affinity_timeout_sec = e->affinity_timeout_sec;
-	if (s->kind == NFT_KIND_FORWARD)
-		return backends_copy(key, e, s);
 	return 0;
 }
 
-/* Session affinity is not programmed yet, so it does not make a state
- * differ. */
+static bool sticky(const struct state *s)
+{
+	return s->kind == NFT_KIND_FORWARD && s->affinity_timeout_sec > 0;
+}
+
+static bool plain(const struct state *s)
+{
+	return s->kind == NFT_KIND_FORWARD && s->affinity_timeout_sec == 0;
+}
+
 static bool state_equal(const struct state *a, const struct state *b)
 {
 	if (a->kind != b->kind)
 		return false;
 	if (a->kind == NFT_KIND_NONE)
 		return true;
-	if (!streq(a->comment, b->comment) || a->n_backends != b->n_backends)
+	if (!streq(a->comment, b->comment) || a->n_backends != b->n_backends ||
+	    a->affinity_timeout_sec != b->affinity_timeout_sec)
 		return false;
 	for (uint32_t i = 0; i < a->n_backends; i++)
 		if (backend_cmp(&a->backends[i], &b->backends[i]) != 0)
@@ -315,18 +346,21 @@ static bool state_equal(const struct state *a, const struct state *b)
 
 /*
  * Reorder desired's backends so that every backend also committed keeps its
- * slot; new ones fill the slots of those that left. Only when the endpoint
- * count does not change: otherwise everything moves to another map anyway.
+ * slot; new ones fill the slots of those that left. When the endpoint count
+ * changes only with session affinity, where a slot is what clients are
+ * pinned to (those of a slot that no longer exists pick again); otherwise
+ * everything moves to another map anyway.
  */
 static int keep_slots(const struct state *committed, struct state *desired)
 {
 	_cleanup_(freep) struct model_backend *sorted = NULL;
 	_cleanup_(freep) bool *used = NULL, *kept = NULL;
-	uint32_t n = desired->n_backends, next = 0;
+	uint32_t n = desired->n_backends, next = 0, both;
 
 	if (committed->kind != NFT_KIND_FORWARD || desired->kind != NFT_KIND_FORWARD ||
-	    committed->n_backends != n)
+	    (committed->n_backends != n && !(sticky(committed) && sticky(desired))))
 		return 0;
+	both = n < committed->n_backends ? n : committed->n_backends;
 	sorted = malloc(n * sizeof(*sorted));
 	used = calloc(n, sizeof(*used));
 	kept = calloc(n, sizeof(*kept));
@@ -335,7 +369,7 @@ static int keep_slots(const struct state *committed, struct state *desired)
 	memcpy(sorted, desired->backends, n * sizeof(*sorted));
 	qsort(sorted, n, sizeof(*sorted), backend_cmp);
 
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < both; i++) {
 		const struct model_backend *p;
 
 		p = bsearch(&committed->backends[i], sorted, n, sizeof(*sorted), backend_cmp);
@@ -408,7 +442,7 @@ int nft_stage(struct nft *n, const struct model_key *mkey, const struct model_en
 	_cleanup_(state_freep) struct state *desired = NULL;
 	struct record *rec;
 	struct nft_key key;
-	int r;
+	int r, capped = 0;
 
 	r = key_from_model(mkey, &key);
 	if (r < 0)
@@ -420,6 +454,7 @@ int nft_stage(struct nft *n, const struct model_key *mkey, const struct model_en
 		r = state_from_entry(&key, entry, desired);
 		if (r < 0)
 			return r;
+		capped = r;
 	}
 
 	HASH_FIND(hh, n->records, &key, sizeof(key), rec);
@@ -439,14 +474,14 @@ int nft_stage(struct nft *n, const struct model_key *mkey, const struct model_en
 	if (state_equal(&rec->committed, desired)) {
 		record_unstage(n, rec);
 		record_drop_if_unused(n, rec);
-		return 0;
+		return capped;
 	}
 	if (rec->desired)
 		state_free(rec->desired);
 	else
 		DL_APPEND(n->staged, rec);
 	rec->desired = TAKE_PTR(desired);
-	return 0;
+	return capped;
 }
 
 /* ---- planning a batch --------------------------------------------------- */
@@ -483,7 +518,8 @@ static void list_free(struct elem_list *l)
 	*l = (struct elem_list){};
 }
 
-static struct group *group_find(struct nft *n, enum nft_family f, uint32_t count, bool add)
+static struct group *group_find(struct nft *n, enum nft_family f, enum nft_group_kind kind,
+				uint32_t count, uint32_t timeout, bool add)
 {
 	struct group_key key;
 	struct group *g;
@@ -491,7 +527,9 @@ static struct group *group_find(struct nft *n, enum nft_family f, uint32_t count
 	/* Hashed as bytes: every byte must be defined. */
 	memset(&key, 0, sizeof(key));
 	key.family = f;
+	key.kind = kind;
 	key.n = count;
+	key.timeout = timeout;
 
 	HASH_FIND(hh, n->groups, &key, sizeof(key), g);
 	if (!g && add) {
@@ -505,9 +543,10 @@ static struct group *group_find(struct nft *n, enum nft_family f, uint32_t count
 }
 
 /* The group, marked as changed by the commit being planned. */
-static struct group *group_get(struct nft *n, enum nft_family f, uint32_t count)
+static struct group *group_get(struct nft *n, enum nft_family f, enum nft_group_kind kind,
+			       uint32_t count, uint32_t timeout)
 {
-	struct group *g = group_find(n, f, count, true);
+	struct group *g = group_find(n, f, kind, count, timeout, true);
 
 	if (!g)
 		return NULL;
@@ -570,6 +609,7 @@ static int plan_verdict(struct nft *n, const struct record *rec, enum nft_set_ki
 	struct nft_elem *e;
 
 	if (was && is && old->kind == new->kind && old->n_backends == new->n_backends &&
+	    old->affinity_timeout_sec == new->affinity_timeout_sec &&
 	    streq(old->comment, new->comment))
 		return 0;
 	if (was) {
@@ -585,6 +625,7 @@ static int plan_verdict(struct nft *n, const struct record *rec, enum nft_set_ki
 		e->key = &rec->key;
 		e->kind = new->kind;
 		e->n = new->n_backends;
+		e->timeout = new->affinity_timeout_sec;
 		e->comment = new->comment;
 	}
 	return 0;
@@ -606,7 +647,7 @@ static int push_backend(struct group *g, const struct record *rec, uint32_t slot
 static int plan_backends_same_group(struct nft *n, const struct record *rec)
 {
 	const struct state *old = &rec->committed, *new = rec->desired;
-	struct group *g = group_get(n, rec->key.family, old->n_backends);
+	struct group *g = group_get(n, rec->key.family, NFT_GROUP_LB, old->n_backends, 0);
 	int r;
 
 	if (!g)
@@ -623,17 +664,18 @@ static int plan_backends_same_group(struct nft *n, const struct record *rec)
 	return 0;
 }
 
+/* backends-N of keys without session affinity */
 static int plan_backends(struct nft *n, const struct record *rec)
 {
 	const struct state *old = &rec->committed, *new = rec->desired;
-	bool was = old->kind == NFT_KIND_FORWARD, is = new->kind == NFT_KIND_FORWARD;
+	bool was = plain(old), is = plain(new);
 	struct group *g;
 	int r;
 
 	if (was && is && old->n_backends == new->n_backends)
 		return plan_backends_same_group(n, rec);
 	if (was) {
-		g = group_get(n, rec->key.family, old->n_backends);
+		g = group_get(n, rec->key.family, NFT_GROUP_LB, old->n_backends, 0);
 		if (!g)
 			return -ENOMEM;
 		g->delta--;
@@ -644,7 +686,7 @@ static int plan_backends(struct nft *n, const struct record *rec)
 		}
 	}
 	if (is) {
-		g = group_get(n, rec->key.family, new->n_backends);
+		g = group_get(n, rec->key.family, NFT_GROUP_LB, new->n_backends, 0);
 		if (!g)
 			return -ENOMEM;
 		g->delta++;
@@ -653,6 +695,48 @@ static int plan_backends(struct nft *n, const struct record *rec)
 			if (r < 0)
 				return r;
 		}
+	}
+	return 0;
+}
+
+/* endpoint-N maps and the affinity chain of keys with session affinity:
+ * slot by slot, only what changes. */
+static int plan_affinity(struct nft *n, const struct record *rec)
+{
+	const struct state *old = &rec->committed, *new = rec->desired;
+	uint32_t was = sticky(old) ? old->n_backends : 0, is = sticky(new) ? new->n_backends : 0;
+	enum nft_family f = rec->key.family;
+	struct group *g;
+	int r;
+
+	for (uint32_t i = 0; i < was || i < is; i++) {
+		bool in_old = i < was, in_new = i < is;
+
+		if (in_old && in_new && backend_cmp(&old->backends[i], &new->backends[i]) == 0)
+			continue;
+		g = group_get(n, f, NFT_GROUP_SLOT, i, 0);
+		if (!g)
+			return -ENOMEM;
+		g->delta += (int64_t)in_new - (int64_t)in_old;
+		r = in_old ? push_backend(g, rec, i, NULL) : 0;
+		if (r >= 0 && in_new)
+			r = push_backend(g, rec, i, &new->backends[i]);
+		if (r < 0)
+			return r;
+	}
+	if (was == is && old->affinity_timeout_sec == new->affinity_timeout_sec)
+		return 0;
+	if (was) {
+		g = group_get(n, f, NFT_GROUP_AFFINITY, was, old->affinity_timeout_sec);
+		if (!g)
+			return -ENOMEM;
+		g->delta--;
+	}
+	if (is) {
+		g = group_get(n, f, NFT_GROUP_AFFINITY, is, new->affinity_timeout_sec);
+		if (!g)
+			return -ENOMEM;
+		g->delta++;
 	}
 	return 0;
 }
@@ -670,6 +754,9 @@ static int plan_record(struct nft *n, const struct record *rec)
 	if (r < 0)
 		return r;
 	r = plan_backends(n, rec);
+	if (r < 0)
+		return r;
+	r = plan_affinity(n, rec);
 	if (r < 0)
 		return r;
 	if (was != is)
@@ -736,12 +823,27 @@ static int plan_groups(struct nft *n)
 	struct group *g;
 
 	DL_FOREACH(n->staged, rec) {
-		if (rec->desired->kind != NFT_KIND_FORWARD)
+		const struct state *s = rec->desired;
+		enum nft_family f = rec->key.family;
+
+		if (plain(s)) {
+			g = group_get(n, f, NFT_GROUP_LB, s->n_backends, 0);
+			if (!g)
+				return -ENOMEM;
+			g->create = !g->in_kernel;
+		}
+		if (!sticky(s))
 			continue;
-		g = group_get(n, rec->key.family, rec->desired->n_backends);
+		g = group_get(n, f, NFT_GROUP_AFFINITY, s->n_backends, s->affinity_timeout_sec);
 		if (!g)
 			return -ENOMEM;
 		g->create = !g->in_kernel;
+		for (uint32_t i = 0; i < s->n_backends; i++) {
+			g = group_get(n, f, NFT_GROUP_SLOT, i, 0);
+			if (!g)
+				return -ENOMEM;
+			g->create = !g->in_kernel;
+		}
 	}
 	return 0;
 }
@@ -819,9 +921,10 @@ static int emit_backends(struct nft *n, struct nft_batch *b, enum nft_family f, 
 	int r;
 
 	LL_FOREACH2(n->touched_groups, g, next_touched) {
-		if (g->key.family != (uint32_t)f)
+		if (g->key.family != (uint32_t)f || g->key.kind == NFT_GROUP_AFFINITY)
 			continue;
-		r = emit_list(b, f, NFT_SET_BACKENDS, g->key.n, &g->elems, del);
+		r = emit_list(b, f, g->key.kind == NFT_GROUP_LB ? NFT_SET_BACKENDS : NFT_SET_ENDPOINTS,
+			      g->key.n, &g->elems, del);
 		if (r < 0)
 			return r;
 	}
@@ -876,7 +979,7 @@ static int emit_skeleton(struct nft_batch *b, enum nft_family f, void *userdata)
 
 	r = nft_rs_table_replace(b, f);
 	if (r >= 0)
-		r = nft_rs_base(b, f, n->gateway);
+		r = nft_rs_base(b, f, n->gateway, n->cidrs, n->n_cidrs);
 	if (r >= 0 && n->masq[f])
 		r = nft_rs_masquerade(b, f, n->masq_addr[f]);
 	return r;
@@ -894,13 +997,15 @@ static int build_skeletons(struct nft *n, struct nft_batch *b)
 		if (r < 0)
 			return r;
 	}
-	LL_FOREACH2(n->touched_groups, g, next_touched) {
-		if (!g->create)
-			continue;
-		r = nft_rs_group_add(b, g->key.family, g->key.n);
-		if (r < 0)
-			return r;
-	}
+	/* Affinity chains use the slots' maps and sets: they come last. */
+	for (int pass = 0; pass < 2; pass++)
+		LL_FOREACH2(n->touched_groups, g, next_touched) {
+			if (!g->create || (g->key.kind == NFT_GROUP_AFFINITY) != (pass == 1))
+				continue;
+			r = nft_rs_group_add(b, g->key.family, g->key.kind, g->key.n, g->key.timeout);
+			if (r < 0)
+				return r;
+		}
 	return 0;
 }
 
@@ -1017,7 +1122,7 @@ static void apply(struct nft *n)
 		g->users = (uint32_t)((int64_t)g->users + g->delta);
 		if (g->create) {
 			g->in_kernel = true;
-			n->n_groups++;
+			n->n_groups += g->key.kind == NFT_GROUP_LB;
 		}
 		if (g->users > 0)
 			g->empty_since = 0;
@@ -1075,9 +1180,13 @@ static void collect_groups(struct nft *n)
 	if (count == 0)
 		return;
 	r = nft_batch_new(n->seq, &b);
-	HASH_ITER(hh, n->groups, g, tmp)
-		if (r >= 0 && group_collectable(g, now))
-			r = nft_rs_group_delete(b, g->key.family, g->key.n);
+	/* Affinity chains first: their rules hold the slots' maps and sets. */
+	for (int pass = 0; pass < 2; pass++)
+		HASH_ITER(hh, n->groups, g, tmp)
+			if (r >= 0 && group_collectable(g, now) &&
+			    (g->key.kind == NFT_GROUP_AFFINITY) == (pass == 0))
+				r = nft_rs_group_delete(b, g->key.family, g->key.kind, g->key.n,
+							g->key.timeout);
 	if (r >= 0)
 		r = nft_batch_send(b, n->nl, &error);
 	if (b) {
@@ -1094,9 +1203,9 @@ static void collect_groups(struct nft *n)
 	n->transactions_total++;
 	HASH_ITER(hh, n->groups, g, tmp)
 		if (group_collectable(g, now)) {
+			n->n_groups -= g->key.kind == NFT_GROUP_LB;
 			HASH_DEL(n->groups, g);
 			free(g);
-			n->n_groups--;
 		}
 }
 
@@ -1211,10 +1320,10 @@ static const char *key_string(const struct nft_key *key, char *buf, size_t len)
 	return buf;
 }
 
-static int adopt_group(void *userdata, uint32_t count)
+static int adopt_group(void *userdata, enum nft_group_kind kind, uint32_t count, uint32_t timeout)
 {
 	struct adoption *a = userdata;
-	struct group *g = group_find(a->n, a->family, count, true);
+	struct group *g = group_find(a->n, a->family, kind, count, timeout, true);
 
 	if (!g)
 		return -ENOMEM;
@@ -1223,25 +1332,48 @@ static int adopt_group(void *userdata, uint32_t count)
 	return 0;
 }
 
+/* The groups a key going to lb-count or affinity-count-timeout uses:
+ * each gains a user. */
+static int adopt_groups_of(struct adoption *a, const struct nft_key *key, uint32_t count,
+			   uint32_t timeout)
+{
+	enum nft_family f = a->family;
+	struct group *g;
+	char buf[128];
+
+	g = group_find(a->n, f, timeout ? NFT_GROUP_AFFINITY : NFT_GROUP_LB, count, timeout,
+		       false);
+	if (!g)
+		return inconsistent(a, "%s goes to a missing chain",
+				    key_string(key, buf, sizeof(buf)));
+	for (uint32_t i = 0; timeout && i < count; i++)
+		if (!group_find(a->n, f, NFT_GROUP_SLOT, i, 0, false))
+			return inconsistent(a, "%s has no endpoint-%u",
+					    key_string(key, buf, sizeof(buf)), i);
+	g->users++;
+	for (uint32_t i = 0; timeout && i < count; i++)
+		group_find(a->n, f, NFT_GROUP_SLOT, i, 0, false)->users++;
+	return 0;
+}
+
 static int adopt_verdict(void *userdata, const struct nft_key *key, enum nft_kind kind,
-			 uint32_t count, const char *comment)
+			 uint32_t count, uint32_t timeout, const char *comment)
 {
 	struct adoption *a = userdata;
 	struct nft *n = a->n;
 	struct record *rec;
-	struct group *g = NULL;
 	struct vip *v;
 	char buf[128];
+	int r;
 
 	HASH_FIND(hh, n->records, key, sizeof(*key), rec);
 	if (rec && rec->committed.kind != NFT_KIND_NONE)
 		return inconsistent(a, "%s is in service-ips and no-endpoint-services",
 				    key_string(key, buf, sizeof(buf)));
 	if (kind == NFT_KIND_FORWARD) {
-		g = group_find(n, a->family, count, false);
-		if (!g)
-			return inconsistent(a, "%s goes to a missing lb-%u",
-					    key_string(key, buf, sizeof(buf)), count);
+		r = adopt_groups_of(a, key, count, timeout);
+		if (r < 0)
+			return r;
 	}
 	v = vip_find(n, key, true);
 	if (!v)
@@ -1261,8 +1393,8 @@ static int adopt_verdict(void *userdata, const struct nft_key *key, enum nft_kin
 		if (!rec->committed.backends)
 			return -ENOMEM;
 		rec->committed.n_backends = count;
+		rec->committed.affinity_timeout_sec = timeout;
 		a->backends_expected += count;
-		g->users++;
 	}
 	rec->committed.kind = kind;
 	if (v->refs++ == 0)
@@ -1271,17 +1403,19 @@ static int adopt_verdict(void *userdata, const struct nft_key *key, enum nft_kin
 	return 0;
 }
 
-static int adopt_backend(void *userdata, uint32_t count, const struct nft_key *key, uint32_t slot,
-			 const struct model_backend *be)
+static int adopt_backend(void *userdata, enum nft_group_kind kind, const struct nft_key *key,
+			 uint32_t slot, const struct model_backend *be)
 {
 	struct adoption *a = userdata;
 	struct record *rec;
 	char buf[128];
 
 	HASH_FIND(hh, a->n->records, key, sizeof(*key), rec);
-	if (!rec || rec->committed.kind != NFT_KIND_FORWARD || rec->committed.n_backends != count)
-		return inconsistent(a, "backends-%u holds slot %u of %s, which does not go to lb-%u",
-				    count, slot, key_string(key, buf, sizeof(buf)), count);
+	if (!rec || rec->committed.kind != NFT_KIND_FORWARD || slot >= rec->committed.n_backends ||
+	    (kind == NFT_GROUP_SLOT) != sticky(&rec->committed))
+		return inconsistent(a, "%s holds slot %u of %s, which does not go there",
+				    kind == NFT_GROUP_SLOT ? "an endpoint map" : "a backends map",
+				    slot, key_string(key, buf, sizeof(buf)));
 	/* The kernel keeps (key, slot) unique: counting is enough to know
 	 * every slot is filled. */
 	rec->committed.backends[slot] = *be;
@@ -1367,7 +1501,7 @@ static int adopt_finish(struct adoption *a)
 	HASH_ITER(hh, n->groups, g, gtmp) {
 		if (g->key.family != (uint32_t)a->family)
 			continue;
-		n->n_groups++;
+		n->n_groups += g->key.kind == NFT_GROUP_LB;
 		if (g->users == 0)
 			g->empty_since = now;
 	}
@@ -1519,6 +1653,114 @@ int nft_set_masquerade_sources(struct nft *n, const struct kube_ip *ips, size_t 
 	return 0;
 }
 
+/* ---- --service-cidr ------------------------------------------------------ */
+
+static int cidr_parse(const char *s, struct nft_service_cidr *ret, char **ret_error)
+{
+	_cleanup_(freep) char *addr = NULL;
+	const char *slash = strchr(s, '/');
+	struct nft_service_cidr c = {};
+	unsigned long prefix;
+	unsigned max;
+	char *end;
+
+	if (!slash) {
+		*ret_error = strdup_printf("'%s' is not a CIDR (ADDRESS/PREFIX)", s);
+		return -EINVAL;
+	}
+	addr = strndup(s, (size_t)(slash - s));
+	if (!addr)
+		return -ENOMEM;
+	if (kube_ip_parse(addr, &c.addr) < 0) {
+		*ret_error = strdup_printf("'%s': '%s' is not an IP address", s, addr);
+		return -EINVAL;
+	}
+	max = c.addr.family == AF_INET ? 32 : 128;
+	errno = 0;
+	prefix = strtoul(slash + 1, &end, 10);
+	if (errno || end == slash + 1 || *end || prefix < 1 || prefix > max) {
+		*ret_error = strdup_printf("'%s': the prefix length must be 1 to %u", s, max);
+		return -EINVAL;
+	}
+	c.prefix = (unsigned)prefix;
+	for (unsigned bit = c.prefix; bit < max; bit++)
+		if (c.addr.bytes[bit / 8] & (0x80u >> (bit % 8))) {
+			char net[INET6_ADDRSTRLEN];
+			struct kube_ip masked = c.addr;
+
+			for (unsigned b = c.prefix; b < max; b++)
+				masked.bytes[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+			*ret_error = strdup_printf("'%s' has host bits set (the network is %s/%u)", s,
+						   kube_ip_format(&masked, net, sizeof(net)),
+						   c.prefix);
+			return -EINVAL;
+		}
+	*ret = c;
+	return 0;
+}
+
+int nft_service_cidrs_parse(const char *list, struct nft_service_cidr *ret, size_t *ret_n,
+			    char **ret_error)
+{
+	_cleanup_(freep) char *copy = strdup(list);
+	char *save = NULL;
+	size_t n = 0;
+	int r;
+
+	*ret_error = NULL;
+	if (!copy)
+		return -ENOMEM;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (n == NFT_MAX_SERVICE_CIDRS) {
+			*ret_error = strdup_printf("more than %u CIDRs", NFT_MAX_SERVICE_CIDRS);
+			return -EINVAL;
+		}
+		r = cidr_parse(tok, &ret[n], ret_error);
+		if (r < 0)
+			return r;
+		n++;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+int nft_set_service_cidrs(struct nft *n, const struct nft_service_cidr *cidrs, size_t n_cidrs)
+{
+	struct nft_cidr c[NFT_MAX_SERVICE_CIDRS] = {};
+
+	if (n_cidrs > NFT_MAX_SERVICE_CIDRS)
+		return -EINVAL;
+	for (size_t i = 0; i < n_cidrs; i++) {
+		enum nft_family f;
+
+		if (family_of(cidrs[i].addr.family, &f) < 0 || cidrs[i].prefix < 1 ||
+		    cidrs[i].prefix > (f == NFT_FAMILY_IP ? 32u : 128u))
+			return -EINVAL;
+		c[i].family = (uint8_t)f;
+		c[i].prefix = (uint8_t)cidrs[i].prefix;
+		memcpy(c[i].addr, cidrs[i].addr.bytes, f == NFT_FAMILY_IP ? 4 : 16);
+		/* host bits zero, as nft compares them */
+		for (unsigned b = c[i].prefix; b < 128; b++)
+			c[i].addr[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+	}
+	if (n_cidrs == n->n_cidrs && memcmp(c, n->cidrs, n_cidrs * sizeof(c[0])) == 0)
+		return 0;
+	memcpy(n->cidrs, c, sizeof(c));
+	n->n_cidrs = n_cidrs;
+	nft_reset(n);
+	return 0;
+}
+
+size_t nft_get_service_cidrs(const struct nft *n, struct nft_service_cidr *ret)
+{
+	for (size_t i = 0; i < n->n_cidrs; i++) {
+		ret[i] = (struct nft_service_cidr){ .prefix = n->cidrs[i].prefix };
+		ret[i].addr.family = n->cidrs[i].family == NFT_FAMILY_IP ? AF_INET : AF_INET6;
+		memcpy(ret[i].addr.bytes, n->cidrs[i].addr, sizeof(ret[i].addr.bytes));
+	}
+	return n->n_cidrs;
+}
+
 int nft_new(struct nft **ret)
 {
 	struct nft *n;
@@ -1607,4 +1849,35 @@ int nft_cleanup(char **ret_error)
 	nft_batch_free(b);
 	nft_socket_close(nl);
 	return r;
+}
+
+int nft_foreach_committed(const struct nft *n, model_change_fn fn, void *userdata)
+{
+	const struct record *rec, *tmp;
+
+	HASH_ITER(hh, n->records, rec, tmp) {
+		const struct state *s = &rec->committed;
+		struct model_key key = { .protocol = rec->key.protocol, .port = rec->key.port };
+		struct model_entry e = {};
+		int r;
+
+		if (s->kind == NFT_KIND_NONE)
+			continue;
+		key.vip.family = rec->key.family == NFT_FAMILY_IP ? AF_INET : AF_INET6;
+		memcpy(key.vip.bytes, rec->key.addr, rec->key.family == NFT_FAMILY_IP ? 4 : 16);
+		e.vip = key.vip;
+		e.protocol = key.protocol;
+		e.port = key.port;
+		e.verdict = s->kind == NFT_KIND_FORWARD ? MODEL_FORWARD :
+			    s->kind == NFT_KIND_DROP    ? MODEL_DROP :
+							  MODEL_REJECT;
+		snprintf(e.comment, sizeof(e.comment), "%s", s->comment ? s->comment : "");
+		e.backends = s->backends;
+		e.n_backends = s->n_backends;
+		e.affinity_timeout_sec = s->affinity_timeout_sec;
+		r = fn(&key, &e, userdata);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }

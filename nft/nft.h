@@ -28,15 +28,35 @@
  *     chain reject-chain { reject }
  *     chain filter-output { type filter hook output priority filter;
  *         ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-services
- *         ct state new ip daddr @cluster-ips reject }
+ *         ct state new ip daddr @cluster-ips reject
+ *         ct state new ip daddr 10.96.0.0/16 drop }   per service CIDR, if any
+ *
+ *     keys with session affinity (timeout T) instead of lb-N and backends-N:
+ *     element of service-ips: 10.96.5.7 . tcp . 80 : goto affinity-3-10800
+ *     map endpoint-1 { typeof ip daddr . meta l4proto . th dport
+ *                      : ip daddr . th dport }        one map per slot
+ *         element: 10.96.5.7 . tcp . 80 : 10.244.1.8 . 8080
+ *     set endpoint-1-clients { typeof ip saddr . ip daddr . meta l4proto
+ *                              . th dport; size 65536; flags dynamic,timeout }
+ *     chain affinity-3-10800 {
+ *         <client> @endpoint-S-clients update @endpoint-S-clients
+ *             { <client> timeout 3h } dnat ip to ip daddr . meta l4proto
+ *             . th dport map @endpoint-S                      (S = 0, 1, 2)
+ *         numgen random mod 3 0 update ... map @endpoint-0
+ *         numgen random mod 2 0 update ... map @endpoint-1
+ *         update ... map @endpoint-2
+ *         dnat ip to ... map @endpoint-0 }         (a pin set is full)
+ *     where <client> is ip saddr . ip daddr . meta l4proto . th dport.
  *   }
  *
  * plus nat-prerouting and filter-forward with the same rules when the host
  * is a gateway (nft_set_gateway).
  *
  * Services are grouped by endpoint count N: one chain and one map per
- * distinct N, not per Service, which keeps kernel commits small. A backend
- * keeps its slot (numgen value) while N stays the same, so replacing one
+ * distinct N, not per Service, which keeps kernel commits small; those with
+ * session affinity by slot (one map and set each) and by N and T (a
+ * chain). A backend keeps its slot (numgen value) while N stays the same
+ * (with affinity: while it stays and the slot exists), so replacing one
  * endpoint is one element deleted and one added. A group no key uses any
  * more is deleted by a later commit, at least a second after (older kernels
  * release the chain late), in a transaction of its own.
@@ -56,7 +76,12 @@ struct nft *nft_free(struct nft *n);
  * staged for that key alone: -EAFNOSUPPORT, -EPROTONOSUPPORT (not TCP, UDP
  * or SCTP), -EINVAL (port 0, unknown verdict, a backend of the other family
  * or with port 0), -E2BIG (more than 65536 backends). Log it and go on.
+ *
+ * Session affinity (entry->affinity_timeout_sec > 0) is programmed for up
+ * to NFT_MAX_AFFINITY_BACKENDS backends; with more, the key is staged
+ * without it and 1 is returned (worth a log line). Otherwise 0.
  */
+#define NFT_MAX_AFFINITY_BACKENDS 256u
 int nft_stage(struct nft *n, const struct model_key *key, const struct model_entry *entry);
 
 /*
@@ -111,6 +136,31 @@ void nft_set_gateway(struct nft *n, bool gateway);
  */
 int nft_set_masquerade_sources(struct nft *n, const struct kube_ip *ips, size_t n_ips);
 
+/*
+ * Service CIDRs: new connections to an address in one of them that no
+ * Service has (not in cluster-ips) are dropped, as by kube-proxy, in chain
+ * filter-output after the reject rules (and filter-forward for a gateway):
+ *     ct state new ip daddr 10.96.0.0/16 drop
+ *         comment "Drop traffic to unallocated ClusterIPs"
+ * IPv4 and IPv6 CIDRs go to their own family's table. Changing them resets
+ * (nft_reset): stage everything again. None by default.
+ */
+#define NFT_MAX_SERVICE_CIDRS 8u
+
+struct nft_service_cidr {
+	struct kube_ip addr; /* host bits zero */
+	unsigned prefix;     /* 1 ..= 32 or 128 */
+};
+
+/* "CIDR[,CIDR...]" into ret (room for NFT_MAX_SERVICE_CIDRS): 0, or -EINVAL
+ * (a message in *ret_error) for anything but IPv4 or IPv6 networks with
+ * their host bits zero and a prefix of at least 1, or -ENOMEM. */
+int nft_service_cidrs_parse(const char *list, struct nft_service_cidr *ret, size_t *ret_n,
+			    char **ret_error);
+int nft_set_service_cidrs(struct nft *n, const struct nft_service_cidr *cidrs, size_t n_cidrs);
+/* The Service CIDRs in effect (room for NFT_MAX_SERVICE_CIDRS); how many. */
+size_t nft_get_service_cidrs(const struct nft *n, struct nft_service_cidr *ret);
+
 /* Delete both tables if present. Idempotent; needs no other state. */
 int nft_cleanup(char **ret_error);
 
@@ -144,3 +194,11 @@ struct nft_stats {
 					     * (the nfnetlink lock is held that long) */
 };
 void nft_get_stats(const struct nft *n, struct nft_stats *ret);
+
+/*
+ * What is committed, key by key, as model entries (verdict, comment,
+ * backends in slot order, the session affinity timeout: 0 when none, also
+ * when nft_stage() left it out), for status and explain. Entries are valid
+ * only during fn; fn's negative return stops the walk and is returned.
+ */
+int nft_foreach_committed(const struct nft *n, model_change_fn fn, void *userdata);

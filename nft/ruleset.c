@@ -71,7 +71,9 @@ enum {
 	NFT_DESC_TH = 11,
 	NFT_DESC_IP = 12,
 	NFT_DESC_IP6 = 13,
+	NFT_IPHDR_SADDR = 11,
 	NFT_IPHDR_DADDR = 12,
+	NFT_IP6HDR_SADDR = 8,
 	NFT_IP6HDR_DADDR = 9,
 	NFT_THDR_DPORT = 2,
 };
@@ -86,10 +88,15 @@ struct family_layout {
 	uint32_t daddr_offset;
 	uint32_t daddr_desc;
 	uint32_t daddr_field;
+	uint32_t saddr_field;
 	uint32_t reg_l4proto;
 	uint32_t reg_dport;
 	uint32_t reg_numgen;
 	uint32_t reg_nat_proto; /* where the lookup leaves the port */
+	/* ip saddr . ip daddr . meta l4proto . th dport, from NFT_REG_1 */
+	uint32_t reg_client_daddr;
+	uint32_t reg_client_l4proto;
+	uint32_t reg_client_dport;
 	uint8_t reject_code;    /* ICMP(v6) port unreachable */
 };
 
@@ -102,10 +109,14 @@ static const struct family_layout layouts[_NFT_FAMILY_MAX] = {
 		.daddr_offset = 16,
 		.daddr_desc = NFT_DESC_IP,
 		.daddr_field = NFT_IPHDR_DADDR,
+		.saddr_field = NFT_IPHDR_SADDR,
 		.reg_l4proto = NFT_REG32_01,
 		.reg_dport = NFT_REG32_02,
 		.reg_numgen = NFT_REG32_03,
 		.reg_nat_proto = NFT_REG32_01,
+		.reg_client_daddr = NFT_REG32_01,
+		.reg_client_l4proto = NFT_REG32_02,
+		.reg_client_dport = NFT_REG32_03,
 		.reject_code = 3,
 	},
 	[NFT_FAMILY_IP6] = {
@@ -116,10 +127,14 @@ static const struct family_layout layouts[_NFT_FAMILY_MAX] = {
 		.daddr_offset = 24,
 		.daddr_desc = NFT_DESC_IP6,
 		.daddr_field = NFT_IP6HDR_DADDR,
+		.saddr_field = NFT_IP6HDR_SADDR,
 		.reg_l4proto = NFT_REG_2,
 		.reg_dport = NFT_REG32_05,
 		.reg_numgen = NFT_REG32_06,
 		.reg_nat_proto = NFT_REG_2,
+		.reg_client_daddr = NFT_REG_2,
+		.reg_client_l4proto = NFT_REG_3,
+		.reg_client_dport = NFT_REG32_09,
 		.reject_code = 4,
 	},
 };
@@ -129,6 +144,8 @@ static const char *const set_names[_NFT_SET_KIND_MAX] = {
 	[NFT_SET_NO_ENDPOINTS] = "no-endpoint-services",
 	[NFT_SET_CLUSTER_IPS] = "cluster-ips",
 	[NFT_SET_BACKENDS] = "backends",
+	[NFT_SET_ENDPOINTS] = "endpoint",
+	[NFT_SET_CLIENTS] = "endpoint-clients",
 };
 
 int nft_family_nfproto(enum nft_family f)
@@ -146,19 +163,50 @@ const char *nft_set_kind_name(enum nft_set_kind kind)
 	return set_names[kind];
 }
 
-static void set_name(enum nft_set_kind kind, uint32_t n, char *buf, size_t len)
+void nft_set_name(enum nft_set_kind kind, uint32_t n, char *buf, size_t len)
 {
-	if (kind == NFT_SET_BACKENDS)
+	switch (kind) {
+	case NFT_SET_BACKENDS:
 		snprintf(buf, len, "backends-%u", n);
-	else
+		break;
+	case NFT_SET_ENDPOINTS:
+		snprintf(buf, len, "endpoint-%u", n);
+		break;
+	case NFT_SET_CLIENTS:
+		snprintf(buf, len, "endpoint-%u-clients", n);
+		break;
+	default:
 		snprintf(buf, len, "%s", set_names[kind]);
+		break;
+	}
 }
 
 /* Unique within a batch; lets the kernel find sets created in it by id as
  * well as by name, as nft does. */
 static uint32_t set_id(enum nft_family f, enum nft_set_kind kind, uint32_t n)
 {
-	return 1 + ((uint32_t)f << 24) + (kind == NFT_SET_BACKENDS ? 0x10 + n : (uint32_t)kind);
+	uint32_t id;
+
+	switch (kind) {
+	case NFT_SET_BACKENDS:
+		id = 0x10 + n;
+		break;
+	case NFT_SET_ENDPOINTS:
+		id = 0x100000 + n;
+		break;
+	case NFT_SET_CLIENTS:
+		id = 0x200000 + n;
+		break;
+	default:
+		id = (uint32_t)kind;
+		break;
+	}
+	return 1 + ((uint32_t)f << 24) + id;
+}
+
+void nft_affinity_chain_name(uint32_t n, uint32_t timeout, char *buf, size_t len)
+{
+	snprintf(buf, len, "affinity-%u-%u", n, timeout);
 }
 
 static uint32_t concat_type(const uint32_t *types, size_t n)
@@ -328,7 +376,7 @@ static void x_lookup(struct rule_builder *rb, enum nft_family f, enum nft_set_ki
 
 	if (!e)
 		return;
-	set_name(kind, n, name, sizeof(name));
+	nft_set_name(kind, n, name, sizeof(name));
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
 	if (dreg >= 0)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, dreg);
@@ -346,16 +394,58 @@ static void x_service_key(struct rule_builder *rb)
 	x_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, rb->fl->reg_dport);
 }
 
-static void x_numgen_random(struct rule_builder *rb, uint32_t mod)
+static void x_numgen_random(struct rule_builder *rb, uint32_t mod, uint32_t dreg)
 {
 	struct nftnl_expr *e = rb_expr(rb, "numgen");
 
 	if (!e)
 		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, rb->fl->reg_numgen);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, dreg);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS, mod);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, 0);
+}
+
+static void x_cmp(struct rule_builder *rb, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = rb_expr(rb, "cmp");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+}
+
+/* ip saddr . ip daddr . meta l4proto . th dport, from NFT_REG_1 on: a
+ * client of a Service port. */
+static void x_client_key(struct rule_builder *rb)
+{
+	x_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, rb->fl->daddr_offset - rb->fl->addr_len,
+		  rb->fl->addr_len, NFT_REG_1);
+	x_payload(rb, NFT_PAYLOAD_NETWORK_HEADER, rb->fl->daddr_offset, rb->fl->addr_len,
+		  rb->fl->reg_client_daddr);
+	x_meta(rb, NFT_META_L4PROTO, rb->fl->reg_client_l4proto);
+	x_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, rb->fl->reg_client_dport);
+}
+
+/* update @endpoint-<slot>-clients { <client key> timeout <seconds>s } */
+static void x_pin(struct rule_builder *rb, enum nft_family f, uint32_t slot, uint32_t timeout)
+{
+	struct nftnl_expr *e;
+	char name[32];
+
+	x_client_key(rb);
+	e = rb_expr(rb, "dynset");
+	if (!e)
+		return;
+	nft_set_name(NFT_SET_CLIENTS, slot, name, sizeof(name));
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+	nftnl_expr_set_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT, (uint64_t)timeout * 1000);
+	if (nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, name) < 0)
+		rb->oom = true;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, set_id(f, NFT_SET_CLIENTS, slot));
 }
 
 /* dnat ip addr . port to <address in NFT_REG_1, port after it> */
@@ -514,10 +604,114 @@ static int rule_lb(struct nft_batch *b, enum nft_family f, uint32_t n, const cha
 	if (r < 0)
 		return r;
 	x_service_key(&rb);
-	x_numgen_random(&rb, n);
+	x_numgen_random(&rb, n, rb.fl->reg_numgen);
 	x_lookup(&rb, f, NFT_SET_BACKENDS, n, NFT_REG_1);
 	x_dnat_concat(&rb);
 	return rule_commit(b, f, &rb, chain, NULL);
+}
+
+/* How a rule of chain affinity-N-T chooses its slot. */
+enum pick {
+	PICK_PINNED,   /* the client is pinned to the slot */
+	PICK_RANDOM,   /* numgen random mod <mod> == 0 */
+	PICK_LAST,     /* no condition: the last slot */
+	PICK_FALLBACK, /* no condition and no pin (a pin set is full) */
+};
+
+/*
+ * One rule of affinity-N-T:
+ *   [<client> @endpoint-S-clients | numgen random mod M 0]
+ *   [update @endpoint-S-clients { <client> timeout T }]
+ *   dnat ip to ip daddr . meta l4proto . th dport map @endpoint-S
+ * where <client> is ip saddr . ip daddr . meta l4proto . th dport.
+ */
+static int rule_affinity(struct nft_batch *b, enum nft_family f, const char *chain,
+			 enum pick how, uint32_t slot, uint32_t mod, uint32_t timeout)
+{
+	static const uint32_t zero = 0;
+	struct rule_builder rb;
+	int r;
+
+	r = rule_begin(&rb, f, chain);
+	if (r < 0)
+		return r;
+	if (how == PICK_PINNED) {
+		x_client_key(&rb);
+		x_lookup(&rb, f, NFT_SET_CLIENTS, slot, -1);
+	} else if (how == PICK_RANDOM) {
+		x_numgen_random(&rb, mod, NFT_REG_1);
+		x_cmp(&rb, NFT_CMP_EQ, &zero, sizeof(zero));
+	}
+	if (how != PICK_FALLBACK)
+		x_pin(&rb, f, slot, timeout);
+	x_service_key(&rb);
+	x_lookup(&rb, f, NFT_SET_ENDPOINTS, slot, NFT_REG_1);
+	x_dnat_concat(&rb);
+	return rule_commit(b, f, &rb, chain, NULL);
+}
+
+/*
+ * Session affinity for keys with n endpoints and a timeout: a client
+ * pinned to one of the n slots goes there again and its pin is refreshed;
+ * any other client picks a slot at random (1/n each, as kube-proxy's
+ * iptables mode does: 1/n, then 1/(n-1) of the rest...), is pinned to it
+ * and goes there. The endpoint in a slot comes from map endpoint-<slot>,
+ * so a pin always leads to an endpoint the Service has now: when one
+ * leaves, its slot is given to another or the slot is no longer checked.
+ */
+static int rules_affinity(struct nft_batch *b, enum nft_family f, uint32_t n, uint32_t timeout,
+			  const char *chain)
+{
+	int r = 0;
+
+	for (uint32_t i = 0; i < n && n > 1 && r >= 0; i++)
+		r = rule_affinity(b, f, chain, PICK_PINNED, i, 0, timeout);
+	for (uint32_t i = 0; i + 1 < n && r >= 0; i++)
+		r = rule_affinity(b, f, chain, PICK_RANDOM, i, n - i, timeout);
+	if (r >= 0)
+		r = rule_affinity(b, f, chain, PICK_LAST, n - 1, 0, timeout);
+	if (r >= 0)
+		r = rule_affinity(b, f, chain, PICK_FALLBACK, 0, 0, timeout);
+	return r;
+}
+
+/* <chain>: ct state new ip daddr <cidr> drop comment "..." the way nft
+ * matches a prefix: a byte-aligned one compares its bytes only, any other
+ * is masked first. */
+static int rule_service_cidr(struct nft_batch *b, enum nft_family f, const char *chain,
+			     const struct nft_cidr *c)
+{
+	uint8_t mask[16] = {}, zero[16] = {};
+	struct rule_builder rb;
+	struct nftnl_expr *e;
+	uint32_t len;
+	int r;
+
+	r = rule_begin(&rb, f, chain);
+	if (r < 0)
+		return r;
+	x_ct_state_new(&rb);
+	len = c->prefix % 8 == 0 ? c->prefix / 8u : rb.fl->addr_len;
+	x_payload(&rb, NFT_PAYLOAD_NETWORK_HEADER, rb.fl->daddr_offset, len, NFT_REG_1);
+	if (c->prefix % 8 != 0) {
+		for (uint32_t bit = 0; bit < c->prefix; bit++)
+			mask[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
+		e = rb_expr(&rb, "bitwise");
+		if (e) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+			nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+			nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
+		}
+	}
+	x_cmp(&rb, NFT_CMP_EQ, c->addr, len);
+	e = rb_expr(&rb, "immediate");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NF_DROP);
+	}
+	return rule_commit(b, f, &rb, chain, "Drop traffic to unallocated ClusterIPs");
 }
 
 /* ---- sets and maps ------------------------------------------------------ */
@@ -560,9 +754,10 @@ static void udata_typeof(struct nftnl_udata_buf *ud, uint8_t type,
 }
 
 /* map backends-N { typeof ip daddr . meta l4proto . th dport
- *                   . numgen random mod N : ip daddr . th dport } */
+ *                   . numgen random mod N : ip daddr . th dport }, and
+ * without the numgen member map endpoint-N (numgen_mod 0). */
 static void udata_backends(struct nftnl_udata_buf *ud, const struct family_layout *fl,
-			   uint32_t n)
+			   uint32_t numgen_mod)
 {
 	const struct typeof_item daddr = { NFT_EXPR_PAYLOAD,
 					   { fl->daddr_desc, fl->daddr_field }, 2 };
@@ -571,15 +766,30 @@ static void udata_backends(struct nftnl_udata_buf *ud, const struct family_layou
 		daddr,
 		{ NFT_EXPR_META, { NFT_META_L4PROTO }, 1 },
 		dport,
-		{ NFT_EXPR_NUMGEN, { NFT_NG_RANDOM, n, 0 }, 3 },
+		{ NFT_EXPR_NUMGEN, { NFT_NG_RANDOM, numgen_mod, 0 }, 3 },
 	};
 	const struct typeof_item data[] = { daddr, dport };
 
 	nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, NFT_BYTEORDER_INVALID);
 	nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_DATABYTEORDER, NFT_BYTEORDER_INVALID);
-	udata_typeof(ud, NFTNL_UDATA_SET_KEY_TYPEOF, key, ARRAY_SIZE(key));
+	udata_typeof(ud, NFTNL_UDATA_SET_KEY_TYPEOF, key, ARRAY_SIZE(key) - (numgen_mod == 0));
 	udata_typeof(ud, NFTNL_UDATA_SET_DATA_TYPEOF, data, ARRAY_SIZE(data));
 	nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_DATA_INTERVAL, 0);
+}
+
+/* set endpoint-N-clients { typeof ip saddr . ip daddr . meta l4proto
+ *                          . th dport } */
+static void udata_clients(struct nftnl_udata_buf *ud, const struct family_layout *fl)
+{
+	const struct typeof_item key[] = {
+		{ NFT_EXPR_PAYLOAD, { fl->daddr_desc, fl->saddr_field }, 2 },
+		{ NFT_EXPR_PAYLOAD, { fl->daddr_desc, fl->daddr_field }, 2 },
+		{ NFT_EXPR_META, { NFT_META_L4PROTO }, 1 },
+		{ NFT_EXPR_PAYLOAD, { NFT_DESC_TH, NFT_THDR_DPORT }, 2 },
+	};
+
+	nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, NFT_BYTEORDER_INVALID);
+	udata_typeof(ud, NFTNL_UDATA_SET_KEY_TYPEOF, key, ARRAY_SIZE(key));
 }
 
 /* map ... { type ipv4_addr . inet_proto . inet_service : verdict }: nft
@@ -598,6 +808,7 @@ struct set_spec {
 	uint32_t flags;
 	uint32_t key_type, key_len;
 	uint32_t data_type, data_len;
+	uint32_t size; /* 0: none */
 	const char *comment;
 };
 
@@ -620,6 +831,12 @@ static int set_udata(struct nftnl_set *s, const struct set_spec *spec,
 	case NFT_SET_BACKENDS:
 		udata_backends(ud, fl, spec->n);
 		break;
+	case NFT_SET_ENDPOINTS:
+		udata_backends(ud, fl, 0);
+		break;
+	case NFT_SET_CLIENTS:
+		udata_clients(ud, fl);
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -637,7 +854,7 @@ static int set_add(struct nft_batch *b, enum nft_family f, const struct set_spec
 	char name[32];
 	int r;
 
-	set_name(spec->kind, spec->n, name, sizeof(name));
+	nft_set_name(spec->kind, spec->n, name, sizeof(name));
 	s = nftnl_set_alloc();
 	if (!s)
 		return -ENOMEM;
@@ -651,6 +868,8 @@ static int set_add(struct nft_batch *b, enum nft_family f, const struct set_spec
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, spec->data_type);
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, spec->data_len);
 	}
+	if (spec->size)
+		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, spec->size);
 	nftnl_set_set_u32(s, NFTNL_SET_ID, set_id(f, spec->kind, spec->n));
 	r = set_udata(s, spec, fl);
 	if (r < 0)
@@ -669,7 +888,7 @@ static int set_delete(struct nft_batch *b, enum nft_family f, enum nft_set_kind 
 	struct nlmsghdr *nlh;
 	char name[32];
 
-	set_name(kind, n, name, sizeof(name));
+	nft_set_name(kind, n, name, sizeof(name));
 	s = nftnl_set_alloc();
 	if (!s)
 		return -ENOMEM;
@@ -728,7 +947,23 @@ static int base_sets(struct nft_batch *b, enum nft_family f)
 	return 0;
 }
 
-int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway)
+/* <chain>: the reject and drop rules after DNAT */
+static int rules_filter(struct nft_batch *b, enum nft_family f, const char *chain,
+			const struct nft_cidr *cidrs, size_t n_cidrs)
+{
+	int r;
+
+	r = rule_no_endpoints(b, f, chain);
+	if (r >= 0)
+		r = rule_unknown_ports(b, f, chain);
+	for (size_t i = 0; i < n_cidrs && r >= 0; i++)
+		if (cidrs[i].family == f)
+			r = rule_service_cidr(b, f, chain, &cidrs[i]);
+	return r;
+}
+
+int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway,
+		const struct nft_cidr *cidrs, size_t n_cidrs)
 {
 	static const struct chain_hook nat_output = { "nat", NF_INET_LOCAL_OUT, PRIO_DSTNAT };
 	static const struct chain_hook nat_prerouting = { "nat", NF_INET_PRE_ROUTING, PRIO_DSTNAT };
@@ -754,9 +989,7 @@ int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway)
 	if (r >= 0)
 		r = chain_msg(b, f, NFT_MSG_NEWCHAIN, "filter-output", &filter_output);
 	if (r >= 0)
-		r = rule_no_endpoints(b, f, "filter-output");
-	if (r >= 0)
-		r = rule_unknown_ports(b, f, "filter-output");
+		r = rules_filter(b, f, "filter-output", cidrs, n_cidrs);
 	if (r < 0 || !gateway)
 		return r;
 
@@ -767,9 +1000,7 @@ int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway)
 	if (r >= 0)
 		r = chain_msg(b, f, NFT_MSG_NEWCHAIN, "filter-forward", &filter_forward);
 	if (r >= 0)
-		r = rule_no_endpoints(b, f, "filter-forward");
-	if (r >= 0)
-		r = rule_unknown_ports(b, f, "filter-forward");
+		r = rules_filter(b, f, "filter-forward", cidrs, n_cidrs);
 	return r;
 }
 
@@ -829,7 +1060,7 @@ int nft_rs_masquerade(struct nft_batch *b, enum nft_family f, const uint8_t *add
 
 /* ---- endpoint-count groups ---------------------------------------------- */
 
-int nft_rs_group_add(struct nft_batch *b, enum nft_family f, uint32_t n)
+static int lb_add(struct nft_batch *b, enum nft_family f, uint32_t n)
 {
 	const struct family_layout *fl = &layouts[f];
 	const uint32_t key_types[] = { fl->addr_type, NFT_TYPE_INET_PROTOCOL,
@@ -857,6 +1088,68 @@ int nft_rs_group_add(struct nft_batch *b, enum nft_family f, uint32_t n)
 	return rule_lb(b, f, n, chain);
 }
 
+/* Map endpoint-N (slot N of every key with session affinity) and set
+ * endpoint-N-clients (who is pinned to it, until when). */
+static int slot_add(struct nft_batch *b, enum nft_family f, uint32_t n)
+{
+	const struct family_layout *fl = &layouts[f];
+	const uint32_t client_types[] = { fl->addr_type, fl->addr_type, NFT_TYPE_INET_PROTOCOL,
+					  NFT_TYPE_INET_SERVICE };
+	const uint32_t data_types[] = { fl->addr_type, NFT_TYPE_INET_SERVICE };
+	const struct set_spec endpoints = {
+		.kind = NFT_SET_ENDPOINTS,
+		.n = n,
+		.flags = NFT_SET_MAP,
+		.key_type = service_key_type(fl),
+		.key_len = fl->addr_len + 8,
+		.data_type = concat_type(data_types, ARRAY_SIZE(data_types)),
+		.data_len = fl->addr_len + 4,
+	};
+	const struct set_spec clients = {
+		.kind = NFT_SET_CLIENTS,
+		.n = n,
+		.flags = NFT_SET_EVAL | NFT_SET_TIMEOUT,
+		.key_type = concat_type(client_types, ARRAY_SIZE(client_types)),
+		.key_len = 2 * fl->addr_len + 8,
+		.size = NFT_AFFINITY_CLIENTS_MAX,
+	};
+	int r;
+
+	r = set_add(b, f, &endpoints);
+	if (r >= 0)
+		r = set_add(b, f, &clients);
+	return r;
+}
+
+static int affinity_add(struct nft_batch *b, enum nft_family f, uint32_t n, uint32_t timeout)
+{
+	char chain[32];
+	int r;
+
+	if (n == 0 || n > NFT_MAX_AFFINITY_BACKENDS || timeout == 0)
+		return -EINVAL;
+	nft_affinity_chain_name(n, timeout, chain, sizeof(chain));
+	r = chain_msg(b, f, NFT_MSG_NEWCHAIN, chain, NULL);
+	if (r < 0)
+		return r;
+	return rules_affinity(b, f, n, timeout, chain);
+}
+
+int nft_rs_group_add(struct nft_batch *b, enum nft_family f, enum nft_group_kind kind,
+		     uint32_t n, uint32_t timeout)
+{
+	switch (kind) {
+	case NFT_GROUP_LB:
+		return lb_add(b, f, n);
+	case NFT_GROUP_SLOT:
+		return slot_add(b, f, n);
+	case NFT_GROUP_AFFINITY:
+		return affinity_add(b, f, n, timeout);
+	default:
+		return -EINVAL;
+	}
+}
+
 static int chain_flush(struct nft_batch *b, enum nft_family f, const char *chain)
 {
 	_cleanup_(nftnl_rule_freep) struct nftnl_rule *rule = NULL;
@@ -875,20 +1168,36 @@ static int chain_flush(struct nft_batch *b, enum nft_family f, const char *chain
 	return msg_end(b, NFT_MSG_DELRULE, f, chain);
 }
 
-int nft_rs_group_delete(struct nft_batch *b, enum nft_family f, uint32_t n)
+/* The rules hold the maps and sets, so they go first, then the chain. */
+static int chain_delete(struct nft_batch *b, enum nft_family f, const char *chain)
+{
+	int r = chain_flush(b, f, chain);
+
+	if (r < 0)
+		return r;
+	return chain_msg(b, f, NFT_MSG_DELCHAIN, chain, NULL);
+}
+
+int nft_rs_group_delete(struct nft_batch *b, enum nft_family f, enum nft_group_kind kind,
+			uint32_t n, uint32_t timeout)
 {
 	char chain[32];
 	int r;
 
-	/* The rule holds the map, so it goes first, then the chain. */
-	snprintf(chain, sizeof(chain), "lb-%u", n);
-	r = chain_flush(b, f, chain);
-	if (r < 0)
-		return r;
-	r = chain_msg(b, f, NFT_MSG_DELCHAIN, chain, NULL);
-	if (r < 0)
-		return r;
-	return set_delete(b, f, NFT_SET_BACKENDS, n);
+	switch (kind) {
+	case NFT_GROUP_LB:
+		snprintf(chain, sizeof(chain), "lb-%u", n);
+		r = chain_delete(b, f, chain);
+		return r < 0 ? r : set_delete(b, f, NFT_SET_BACKENDS, n);
+	case NFT_GROUP_SLOT:
+		r = set_delete(b, f, NFT_SET_ENDPOINTS, n);
+		return r < 0 ? r : set_delete(b, f, NFT_SET_CLIENTS, n);
+	case NFT_GROUP_AFFINITY:
+		nft_affinity_chain_name(n, timeout, chain, sizeof(chain));
+		return chain_delete(b, f, chain);
+	default:
+		return -EINVAL;
+	}
 }
 
 /* ---- elements ----------------------------------------------------------- */
@@ -913,6 +1222,8 @@ static void put_verdict(struct nlmsghdr *nlh, const struct nft_elem *e)
 	} else {
 		if (e->kind == NFT_KIND_REJECT)
 			snprintf(chain, sizeof(chain), "reject-chain");
+		else if (e->timeout)
+			nft_affinity_chain_name(e->n, e->timeout, chain, sizeof(chain));
 		else
 			snprintf(chain, sizeof(chain), "lb-%u", e->n);
 		mnl_attr_put_u32(nlh, NFTA_VERDICT_CODE, htonl((uint32_t)NFT_GOTO));
@@ -979,7 +1290,7 @@ static void elem_put(struct nlmsghdr *nlh, const struct family_layout *fl,
 	len = key_encode(fl, kind, e, buf);
 	put_data(nlh, NFTA_SET_ELEM_KEY, buf, len);
 	if (!del) {
-		if (kind == NFT_SET_BACKENDS) {
+		if (kind == NFT_SET_BACKENDS || kind == NFT_SET_ENDPOINTS) {
 			len = backend_encode(fl, e->backend, buf);
 			put_data(nlh, NFTA_SET_ELEM_DATA, buf, len);
 		} else if (kind != NFT_SET_CLUSTER_IPS) {
@@ -1002,7 +1313,7 @@ static int elems_msg(struct nft_batch *b, enum nft_family f, enum nft_set_kind k
 	struct nlattr *list;
 	size_t i = 0;
 
-	set_name(kind, n, info.object, sizeof(info.object));
+	nft_set_name(kind, n, info.object, sizeof(info.object));
 	/* EXCL: adding what exists means our copy is wrong; fail and rebuild. */
 	nlh = nft_batch_msg_start(b, type, f, del ? 0 : NLM_F_CREATE | NLM_F_EXCL);
 	if (!nlh)
@@ -1105,6 +1416,16 @@ static void elem_describe(const struct nft_msg_info *m, const struct nft_elem *e
 		} else {
 			snprintf(buf, len, "%s . %s . %u . %u", vip, proto_name(e->key->protocol),
 				 e->key->port, e->index);
+		}
+		break;
+	case NFT_SET_ENDPOINTS:
+		if (add && e->backend) {
+			inet_ntop(af, e->backend->addr.bytes, be, sizeof(be));
+			snprintf(buf, len, "%s . %s . %u : %s . %u", vip, proto_name(e->key->protocol),
+				 e->key->port, be, e->backend->port);
+		} else {
+			snprintf(buf, len, "%s . %s . %u", vip, proto_name(e->key->protocol),
+				 e->key->port);
 		}
 		break;
 	default:

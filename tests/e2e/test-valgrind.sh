@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The daemon's normal lifecycle under valgrind against the real API server:
-# start, first sync, endpoint changes, a Service deleted, SIGTERM. Any
-# memory error or definite/indirect leak fails the test.
+# start, first sync, endpoint changes, a Service deleted, SIGTERM; with
+# session affinity and --service-cidr. Any memory error or definite/indirect
+# leak fails the test.
 set -euo pipefail
 
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces, nftables)" >&2; exit 77; }
@@ -52,6 +53,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: shop}
 spec:
+  sessionAffinity: ClientIP
   ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
 EOF
 endpoints 10.244.0.11
@@ -59,7 +61,8 @@ endpoints 10.244.0.11
 $KA_IN_HOST valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
 	--errors-for-leak-kinds=definite,indirect --error-exitcode=99 --track-fds=no \
 	--log-file="$KA_STATE/valgrind.log" \
-	"$BIN" --kubeconfig "$KA_KUBECONFIG" -v </dev/null >"$KA_STATE/kube-annex.log" 2>&1 &
+	"$BIN" --kubeconfig "$KA_KUBECONFIG" --service-cidr "$KA_SERVICE_CIDR" -v \
+	</dev/null >"$KA_STATE/kube-annex.log" 2>&1 &
 ka_pid=$!
 ka_wait_for 'host_nft | contains 10.244.0.11' 60 "first sync under valgrind"
 endpoints 10.244.0.11 10.244.0.12

@@ -11,6 +11,8 @@
  * cold commit (and its longest transaction), a restart that adopts the
  * table, single changes, and a rebuild after nft_reset(), and prints the
  * figures (no assertions; build without sanitizers for meaningful numbers).
+ * KUBE_ANNEX_NFT_BENCH_AFFINITY=N gives N of the Services session affinity
+ * (evenly spread) and also times changes to those.
  * TEST_DEBUG=1 shows nft/'s debug log.
  */
 #include <arpa/inet.h>
@@ -27,7 +29,7 @@
 #include "lib/log.h"
 #include "nft/nft.h"
 
-#define MAX_BACKENDS 64
+#define MAX_BACKENDS 320
 
 struct svc {
 	struct model_key key;
@@ -776,8 +778,10 @@ static void test_reparse(void **state)
 {
 	struct nft *n = *state;
 	char path[] = "/tmp/test-nft-XXXXXX";
-	struct svc s[4];
-	char cmd[256], *before, *after, *out;
+	struct svc s[6];
+	struct nft_service_cidr c[NFT_MAX_SERVICE_CIDRS];
+	char cmd[256], *before, *after, *out, *error = NULL;
+	size_t n_cidrs = 0;
 	int fd, status;
 
 	svc_init(&s[0], "10.96.5.5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
@@ -786,6 +790,15 @@ static void test_reparse(void **state)
 	svc_init(&s[2], "fd00::5", IPPROTO_SCTP, 7, MODEL_FORWARD, "shop/s:sctp");
 	svc_backends(&s[2], "fd01::", 2);
 	svc_init(&s[3], "fd00::6", IPPROTO_TCP, 80, MODEL_DROP, "shop/d:http");
+	/* session affinity, both families */
+	svc_init(&s[4], "10.96.5.7", IPPROTO_UDP, 53, MODEL_FORWARD, "shop/sticky:dns");
+	svc_backends(&s[4], "10.244.2.", 4);
+	s[4].entry.affinity_timeout_sec = 10800;
+	svc_init(&s[5], "fd00::7", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/sticky:http");
+	svc_backends(&s[5], "fd01::", 2);
+	s[5].entry.affinity_timeout_sec = 60;
+	assert_int_equal(nft_service_cidrs_parse("10.96.0.0/20,fd00::/112", c, &n_cidrs, &error), 0);
+	assert_int_equal(nft_set_service_cidrs(n, c, n_cidrs), 0);
 	nft_set_gateway(n, true);
 	for (size_t i = 0; i < ARRAY_SIZE(s); i++)
 		assert_int_equal(svc_stage(n, &s[i]), 0);
@@ -802,6 +815,9 @@ static void test_reparse(void **state)
 	before = run("nft list ruleset", NULL);
 	assert_contains(before, "chain nat-prerouting");
 	assert_contains(before, "chain filter-forward");
+	assert_contains(before, "chain affinity-4-10800");
+	assert_contains(before, "chain affinity-2-60");
+	assert_contains(before, "ip daddr 10.96.0.0/20 drop");
 
 	/* What nft printed loads back into an empty ruleset, identically. */
 	assert_int_equal(nft_cleanup(NULL), 0);
@@ -1419,7 +1435,363 @@ static void test_adopt_masquerade(void **state)
 	nft_free(m);
 }
 
+/* ---- session affinity and service CIDRs ---------------------------------- */
+
+static void svc_affinity(struct svc *s, uint32_t timeout)
+{
+	s->entry.affinity_timeout_sec = timeout;
+}
+
+static void test_affinity_layout(void **state)
+{
+	struct nft *n = *state;
+	struct svc web, https, six, one;
+	char *l4, *l6;
+
+	svc_init(&web, "10.96.5.5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
+	svc_backends(&web, "10.244.1.", 3);
+	svc_affinity(&web, 10800);
+	svc_init(&https, "10.96.5.5", IPPROTO_TCP, 443, MODEL_FORWARD, "shop/plain:https");
+	svc_backends(&https, "10.244.1.", 3);
+	svc_init(&one, "10.96.6.6", IPPROTO_UDP, 53, MODEL_FORWARD, "shop/one:dns");
+	svc_backends(&one, "10.244.2.", 1);
+	svc_affinity(&one, 10800);
+	svc_init(&six, "fd00:96::5", IPPROTO_SCTP, 80, MODEL_FORWARD, "shop/web:sctp");
+	svc_backends(&six, "fd00:244::", 2);
+	svc_affinity(&six, 3);
+	assert_int_equal(svc_stage(n, &web), 0);
+	assert_int_equal(svc_stage(n, &https), 0);
+	assert_int_equal(svc_stage(n, &one), 0);
+	assert_int_equal(svc_stage(n, &six), 0);
+	commit_ok(n);
+
+	l4 = listing("ip");
+	assert_clean_listing(l4);
+	assert_block_contains(l4, "map service-ips {",
+			      "10.96.5.5 . tcp . 80 comment \"shop/web:http\" : goto affinity-3-10800");
+	assert_block_contains(l4, "map service-ips {",
+			      "10.96.5.5 . tcp . 443 comment \"shop/plain:https\" : goto lb-3");
+	assert_block_contains(l4, "map service-ips {",
+			      "10.96.6.6 . udp . 53 comment \"shop/one:dns\" : goto affinity-1-10800");
+	/* the grouped layout is left to those without affinity */
+	assert_block_lacks(l4, "map backends-3 {", "tcp . 80 ");
+	assert_not_contains(l4, "backends-1");
+	assert_block_contains(l4, "map endpoint-0 {",
+			      "typeof ip daddr . meta l4proto . th dport : ip daddr . th dport");
+	assert_block_contains(l4, "map endpoint-0 {", "10.96.5.5 . tcp . 80 : 10.244.1.1 . 8080");
+	assert_block_contains(l4, "map endpoint-0 {", "10.96.6.6 . udp . 53 : 10.244.2.1 . 8080");
+	assert_block_contains(l4, "map endpoint-1 {", "10.96.5.5 . tcp . 80 : 10.244.1.2 . 8080");
+	assert_block_contains(l4, "map endpoint-2 {", "10.96.5.5 . tcp . 80 : 10.244.1.3 . 8080");
+	assert_block_lacks(l4, "map endpoint-1 {", "10.96.6.6");
+	assert_not_contains(l4, "endpoint-3");
+	assert_block_contains(l4, "set endpoint-2-clients {",
+			      "typeof ip saddr . ip daddr . meta l4proto . th dport size 65536 "
+			      "flags dynamic,timeout");
+	assert_block_contains(l4, "chain affinity-3-10800 {",
+			      "ip saddr . ip daddr . meta l4proto . th dport @endpoint-2-clients "
+			      "update @endpoint-2-clients { ip saddr . ip daddr . meta l4proto . "
+			      "th dport timeout 3h } dnat ip to ip daddr . meta l4proto . th dport "
+			      "map @endpoint-2");
+	assert_block_contains(l4, "chain affinity-3-10800 {",
+			      "numgen random mod 3 0 update @endpoint-0-clients");
+	assert_block_contains(l4, "chain affinity-3-10800 {",
+			      "numgen random mod 2 0 update @endpoint-1-clients");
+	assert_block_contains(l4, "chain affinity-1-10800 {",
+			      "update @endpoint-0-clients { ip saddr . ip daddr . meta l4proto . "
+			      "th dport timeout 3h } dnat ip to ip daddr . meta l4proto . th dport "
+			      "map @endpoint-0");
+	assert_block_lacks(l4, "chain affinity-1-10800 {", "@endpoint-0-clients update");
+	assert_block_lacks(l4, "chain affinity-1-10800 {", "numgen");
+
+	l6 = listing("ip6");
+	assert_clean_listing(l6);
+	assert_block_contains(l6, "map service-ips {",
+			      "fd00:96::5 . sctp . 80 comment \"shop/web:sctp\" : goto affinity-2-3");
+	assert_block_contains(l6, "map endpoint-1 {", "fd00:96::5 . sctp . 80 : fd00:244::2 . 8080");
+	assert_block_contains(l6, "chain affinity-2-3 {",
+			      "ip6 saddr . ip6 daddr . meta l4proto . th dport @endpoint-0-clients "
+			      "update @endpoint-0-clients { ip6 saddr . ip6 daddr . meta l4proto . "
+			      "th dport timeout 3s } dnat ip6 to ip6 daddr . meta l4proto . th dport "
+			      "map @endpoint-0");
+	free(l4);
+	free(l6);
+}
+
+/* Slots are what clients are pinned to: a backend keeps its slot while it
+ * stays, whatever the count does; only what changes is sent. */
+static void test_affinity_changes(void **state)
+{
+	struct nft *n = *state;
+	struct nft_stats st;
+	struct svc s;
+	char *l;
+
+	svc_init(&s, "10.96.5.5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
+	svc_backends(&s, "10.244.1.", 3);
+	svc_affinity(&s, 10800);
+	assert_int_equal(svc_stage(n, &s), 0);
+	commit_ok(n);
+
+	/* .2 leaves, .4 comes: slot 1 only */
+	svc_init(&s, "10.96.5.5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
+	svc_backend(&s, "10.244.1.1", 8080);
+	svc_backend(&s, "10.244.1.3", 8080);
+	svc_backend(&s, "10.244.1.4", 8080);
+	svc_affinity(&s, 10800);
+	assert_int_equal(svc_stage(n, &s), 0);
+	commit_ok(n);
+	assert_int_equal(messages_last(n), 4); /* begin, delete, add, end */
+	l = listing("ip");
+	assert_block_contains(l, "map endpoint-1 {", "10.96.5.5 . tcp . 80 : 10.244.1.4 . 8080");
+	free(l);
+
+	/* 3 -> 4: slots 0-2 stay, slot 3 and chain affinity-4-10800 appear */
+	svc_backend(&s, "10.244.1.5", 8080);
+	assert_int_equal(svc_stage(n, &s), 0);
+	commit_ok(n);
+	l = listing("ip");
+	assert_block_contains(l, "map service-ips {", ": goto affinity-4-10800");
+	assert_block_contains(l, "map endpoint-0 {", "10.96.5.5 . tcp . 80 : 10.244.1.1 . 8080");
+	assert_block_contains(l, "map endpoint-1 {", "10.96.5.5 . tcp . 80 : 10.244.1.4 . 8080");
+	assert_block_contains(l, "map endpoint-2 {", "10.96.5.5 . tcp . 80 : 10.244.1.3 . 8080");
+	assert_block_contains(l, "map endpoint-3 {", "10.96.5.5 . tcp . 80 : 10.244.1.5 . 8080");
+	assert_contains(l, "chain affinity-3-10800 {"); /* empty, goes later */
+	free(l);
+
+	/* 4 -> 2, .1 and .3 gone: .4 keeps slot 1, .5 moves from 3 to 0 */
+	svc_init(&s, "10.96.5.5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
+	svc_backend(&s, "10.244.1.4", 8080);
+	svc_backend(&s, "10.244.1.5", 8080);
+	svc_affinity(&s, 10800);
+	assert_int_equal(svc_stage(n, &s), 0);
+	commit_ok(n);
+	l = listing("ip");
+	assert_block_contains(l, "map service-ips {", ": goto affinity-2-10800");
+	assert_block_contains(l, "map endpoint-0 {", "10.96.5.5 . tcp . 80 : 10.244.1.5 . 8080");
+	assert_block_contains(l, "map endpoint-1 {", "10.96.5.5 . tcp . 80 : 10.244.1.4 . 8080");
+	assert_block_lacks(l, "map endpoint-2 {", "10.96.5.5");
+	assert_block_lacks(l, "map endpoint-3 {", "10.96.5.5");
+	free(l);
+
+	/* another timeout: only the service-ips element changes */
+	svc_affinity(&s, 5);
+	assert_int_equal(svc_stage(n, &s), 0);
+	commit_ok(n);
+	l = listing("ip");
+	assert_block_contains(l, "map service-ips {", ": goto affinity-2-5");
+	assert_block_contains(l, "chain affinity-2-5 {", "timeout 5s");
+	free(l);
+
+	/* affinity off: lb-2 and backends-2, as for everyone else */
+	svc_affinity(&s, 0);
+	assert_int_equal(svc_stage(n, &s), 0);
+	commit_ok(n);
+	l = listing("ip");
+	assert_block_contains(l, "map service-ips {", ": goto lb-2");
+	assert_block_contains(l, "map backends-2 {", "10.96.5.5 . tcp . 80 . 0 : 10.244.1.5 . 8080");
+	assert_block_lacks(l, "map endpoint-0 {", "10.96.5.5");
+	free(l);
+
+	/* the unused chains, maps and sets go a second later */
+	usleep(1100 * 1000);
+	commit_ok(n);
+	nft_get_stats(n, &st);
+	assert_int_equal(st.groups, 1);
+	l = listing("ip");
+	assert_not_contains(l, "affinity-");
+	assert_not_contains(l, "map endpoint-");
+	assert_not_contains(l, "-clients");
+	assert_contains(l, "chain lb-2 {");
+	free(l);
+}
+
+/* Too many backends for affinity: load-balanced without it, and said so. */
+static void test_affinity_cap(void **state)
+{
+	struct nft *n = *state;
+	struct svc *s = calloc(1, sizeof(*s));
+	char *l;
+
+	assert_non_null(s);
+	svc_init(s, "10.96.5.5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/big:http");
+	for (int i = 0; i < (int)NFT_MAX_AFFINITY_BACKENDS + 1; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.244.%d.%d", i / 200, i % 200 + 1);
+		svc_backend(s, a, 8080);
+	}
+	svc_affinity(s, 10800);
+	assert_int_equal(svc_stage(n, s), 1);
+	commit_ok(n);
+	l = listing("ip");
+	assert_block_contains(l, "map service-ips {", ": goto lb-257");
+	assert_not_contains(l, "affinity-");
+	free(l);
+	free(s);
+}
+
+static void test_service_cidrs(void **state)
+{
+	struct nft *n = *state;
+	struct nft_service_cidr c[NFT_MAX_SERVICE_CIDRS];
+	static const char *const bad[] = {
+		"10.96.0.0", "10.96.0.1/16", "10.96.0.0/0", "10.96.0.0/33", "fd00:96::/129",
+		"x/16", "10.96.0.0/16,", "10.96.0.0/16x", "1.0.0.0/8,2.0.0.0/8,3.0.0.0/8,4.0.0.0/8,"
+		"5.0.0.0/8,6.0.0.0/8,7.0.0.0/8,8.0.0.0/8,9.0.0.0/8",
+	};
+	char *error = NULL, *l4, *l6;
+	size_t count = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		int r = nft_service_cidrs_parse(bad[i], c, &count, &error);
+
+		if (r != -EINVAL && !(r == 0 && strchr(bad[i], ',')))
+			fail_msg("\"%s\": %d", bad[i], r);
+		free(error);
+		error = NULL;
+	}
+	assert_int_equal(nft_service_cidrs_parse("10.96.0.1/16", c, &count, &error), -EINVAL);
+	assert_contains(error, "10.96.0.0/16");
+	free(error);
+	assert_int_equal(nft_service_cidrs_parse("10.96.0.0/16,fd00:96::/112,10.112.0.0/12",
+						 c, &count, &error), 0);
+	assert_null(error);
+	assert_int_equal(count, 3);
+	assert_int_equal(nft_set_service_cidrs(n, c, count), 0);
+	nft_set_gateway(n, true);
+	commit_ok(n);
+	l4 = listing("ip");
+	l6 = listing("ip6");
+	assert_clean_listing(l4);
+	assert_clean_listing(l6);
+	assert_block_contains(l4, "chain filter-output {",
+			      "ct state new ip daddr @cluster-ips reject comment \"reject traffic to "
+			      "unknown ports of ClusterIPs\" ct state new ip daddr 10.96.0.0/16 drop "
+			      "comment \"Drop traffic to unallocated ClusterIPs\" ct state new ip "
+			      "daddr 10.112.0.0/12 drop comment");
+	assert_block_contains(l4, "chain filter-forward {", "ip daddr 10.96.0.0/16 drop");
+	assert_not_contains(l4, "fd00");
+	assert_block_contains(l6, "chain filter-output {",
+			      "ct state new ip6 daddr fd00:96::/112 drop comment \"Drop traffic to "
+			      "unallocated ClusterIPs\"");
+	assert_not_contains(l6, "10.96");
+	free(l4);
+	free(l6);
+}
+
+/* Affinity and service CIDRs in what a restart adopts: its own table, and
+ * one nft made from our listing (so every object is exactly as nft makes
+ * it); another timeout or CIDR is another layout. */
+static void affinity_state(struct svc *s)
+{
+	mixed_state(s);
+	svc_affinity(&s[1], 10800); /* 10.96.5.5 tcp 80, 3 backends */
+	svc_affinity(&s[3], 30);    /* kube-dns udp 53, 4 backends */
+	svc_affinity(&s[6], 10800); /* sctp, 1 backend */
+	svc_affinity(&s[7], 10800); /* ip6, 3 backends */
+	svc_affinity(&s[4], 10800); /* reject: no affinity to program */
+}
+
+static struct nft *new_with_cidrs(const char *cidrs)
+{
+	struct nft_service_cidr c[NFT_MAX_SERVICE_CIDRS];
+	struct nft *m = NULL;
+	char *error = NULL;
+	size_t count = 0;
+
+	assert_int_equal(nft_new(&m), 0);
+	assert_int_equal(nft_service_cidrs_parse(cidrs, c, &count, &error), 0);
+	assert_int_equal(nft_set_service_cidrs(m, c, count), 0);
+	return m;
+}
+
+static void test_adopt_affinity(void **state)
+{
+	char path[] = "/tmp/test-nft-XXXXXX", cmd[256];
+	struct svc s[MIXED];
+	struct nft *p, *m;
+	struct nft_stats st;
+	char *before4, *before6, *after4, *after6;
+	int fd;
+
+	(void)state;
+	affinity_state(s);
+	p = new_with_cidrs("10.96.0.0/16,fd00:96::/112");
+	stage_all(p, s, MIXED);
+	commit_ok(p);
+	nft_free(p);
+	before4 = listing_handles("ip");
+	before6 = listing_handles("ip6");
+	assert_contains(before4, "affinity-3-10800");
+
+	m = new_with_cidrs("10.96.0.0/16,fd00:96::/112");
+	stage_all(m, s, MIXED);
+	commit_ok(m);
+	nft_get_stats(m, &st);
+	assert_int_equal(st.adopted, MIXED);
+	assert_int_equal(st.messages_last, 0);
+	nft_free(m);
+	after4 = listing_handles("ip");
+	after6 = listing_handles("ip6");
+	assert_string_equal(before4, after4);
+	assert_string_equal(before6, after6);
+	free(before4);
+	free(before6);
+	free(after4);
+	free(after6);
+
+	/* through nft -f: the same */
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "nft list table ip kube-annex > %s && "
+		 "nft list table ip6 kube-annex >> %s", path, path);
+	shell_ok(cmd);
+	assert_int_equal(nft_cleanup(NULL), 0);
+	snprintf(cmd, sizeof(cmd), "nft -f %s", path);
+	shell_ok(cmd);
+	unlink(path);
+	m = new_with_cidrs("10.96.0.0/16,fd00:96::/112");
+	stage_all(m, s, MIXED);
+	commit_ok(m);
+	nft_get_stats(m, &st);
+	assert_int_equal(st.adopted, MIXED);
+	assert_int_equal(st.messages_last, 0);
+
+	/* and then changes as usual: a backend of an affinity key replaced */
+	svc_init(&s[1], "10.96.5.5", IPPROTO_TCP, 80, MODEL_FORWARD, "shop/web:http");
+	svc_backend(&s[1], "10.244.1.1", 8080);
+	svc_backend(&s[1], "10.244.1.9", 8080);
+	svc_backend(&s[1], "10.244.1.3", 8080);
+	svc_affinity(&s[1], 10800);
+	assert_int_equal(svc_stage(m, &s[1]), 0);
+	commit_ok(m);
+	assert_int_equal(messages_last(m), 4);
+	nft_free(m);
+
+	/* another CIDR: ip replaced, ip6 adopted */
+	m = new_with_cidrs("10.96.0.0/12,fd00:96::/112");
+	stage_all(m, s, MIXED);
+	commit_ok(m);
+	nft_get_stats(m, &st);
+	assert_int_equal(st.adopted, 2);
+	nft_free(m);
+
+	/* a pin set someone removed the size of: replaced */
+	shell_ok("nft list table ip kube-annex | sed 's/size 65536/size 1000/' >/tmp/test-nft.$$ && "
+		 "nft delete table ip kube-annex && nft -f /tmp/test-nft.$$; r=$?; "
+		 "rm -f /tmp/test-nft.$$; exit $r");
+	m = new_with_cidrs("10.96.0.0/12,fd00:96::/112");
+	stage_all(m, s, MIXED);
+	commit_ok(m);
+	nft_get_stats(m, &st);
+	assert_int_equal(st.adopted, 2);
+	nft_free(m);
+}
+
 /* ---- benchmark (opt-in) ------------------------------------------------- */
+
+static int bench_affinity_every; /* every Nth Service has affinity; 0: none */
 
 static void bench_entry(struct svc *s, int i, int per, uint32_t gen)
 {
@@ -1427,6 +1799,8 @@ static void bench_entry(struct svc *s, int i, int per, uint32_t gen)
 
 	snprintf(vip, sizeof(vip), "10.%d.%d.%d", 96 + (i >> 16), (i >> 8) & 255, i & 255);
 	svc_init(s, vip, IPPROTO_TCP, 80, MODEL_FORWARD, "some-namespace/some-service:http");
+	if (bench_affinity_every && i % bench_affinity_every == 0)
+		s->entry.affinity_timeout_sec = 10800;
 	for (int j = 0; j < per; j++) {
 		struct model_backend *b = &s->backends[s->entry.n_backends++];
 
@@ -1568,6 +1942,14 @@ static int bench(const char *spec)
 		fprintf(stderr, "KUBE_ANNEX_NFT_BENCH: want SERVICESxENDPOINTS, e.g. 10000x10\n");
 		return 2;
 	}
+	if (getenv("KUBE_ANNEX_NFT_BENCH_AFFINITY")) {
+		int with = atoi(getenv("KUBE_ANNEX_NFT_BENCH_AFFINITY"));
+
+		bench_affinity_every = with > 0 && with <= services ? services / with : 0;
+		printf("%d of the Services with session affinity\n",
+		       bench_affinity_every ? (services + bench_affinity_every - 1) /
+						      bench_affinity_every : 0);
+	}
 	if (nft_cleanup(NULL) < 0 || nft_new(&n) < 0)
 		return 1;
 	t = seconds();
@@ -1633,6 +2015,30 @@ static int bench(const char *spec)
 	printf("endpoint added, existing group (20 runs): p50 %.3f ms, max %.3f ms, %" PRIu64
 	       " messages\n", times[10] * 1e3, times[19] * 1e3, st.messages_last);
 
+	if (bench_affinity_every) {
+		int runs = 0;
+
+		for (int k = 0; k < ITERATIONS && runs < 200; k++) {
+			int i = ((k * 7919) % services) / bench_affinity_every * bench_affinity_every;
+
+			bench_entry(&s, i, per, 0);
+			s.backends[per - 1].addr.v4.s_addr = htonl(0x0d000000u + (uint32_t)k);
+			if (bench_commit(n, &s, &times[runs++]) < 0)
+				return 1;
+		}
+		nft_get_stats(n, &st);
+		qsort(times, runs, sizeof(times[0]), double_cmp);
+		printf("one endpoint replaced in a Service with affinity (%d runs): p50 %.3f ms, "
+		       "p99 %.3f ms, %" PRIu64 " messages\n", runs, times[runs / 2] * 1e3,
+		       times[runs * 99 / 100] * 1e3, st.messages_last);
+		bench_entry(&s, bench_affinity_every, per + 2, 0);
+		if (bench_commit(n, &s, &t) < 0)
+			return 1;
+		nft_get_stats(n, &st);
+		printf("endpoints added to a Service with affinity, new slots and chain: %.3f ms, "
+		       "%" PRIu64 " messages\n", t * 1e3, st.messages_last);
+	}
+
 	nft_reset(n);
 	for (int i = 0; i < services; i++) {
 		bench_entry(&s, i, per, 0);
@@ -1673,6 +2079,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopt_rule_put_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopt_nft_f, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopt_masquerade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_affinity_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_affinity_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_affinity_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_cidrs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopt_affinity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_own_burst, setup, teardown),
 	};
