@@ -4,17 +4,24 @@
 #   make check      install test deps, unit tests (ASan/UBSan), e2e tests
 #   make demo       real control plane + namespaces, kube-annex at work
 #   make analyze    clang static analyzer
+#   make deb        build/deb/kube-annex_<version>_<arch>.deb (+ lintian)
+#   make rpm        build/rpm/RPMS/<arch>/kube-annex-<version>-1.<arch>.rpm (+ rpmlint)
+#   make install    binary, unit, example config, manual pages, RBAC files
 #   V=1             show commands; WERROR=1 (set under CI) adds -Werror
 
 PREFIX ?= /usr
 SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+SYSTEMDUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
 DESTDIR ?=
 BUILD ?= build
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
 VERSION ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-PKGS := libcurl libcjson yaml-0.1 libnftnl libmnl libsystemd
+PKGS := libcurl libcjson yaml-0.1 libnftnl libmnl libsystemd libmicrohttpd
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
@@ -68,17 +75,19 @@ $(BUILD)/test/%: tests/unit/%.c $(SAN_OBJS)
 		$(shell $(PKG_CONFIG) --libs cmocka)
 
 # libFuzzer harnesses include the parsers' sources directly.
-FUZZERS := decode kubeconfig lines resolv
+FUZZERS := decode kubeconfig lines resolv config
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_CORPUS_decode := tests/data/objects tests/data/k8s-1.20
 FUZZ_CORPUS_kubeconfig := tests/data/kubeconfig tests/fuzz/seeds/kubeconfig
 FUZZ_CORPUS_lines := tests/fuzz/seeds/lines
 FUZZ_CORPUS_resolv := tests/fuzz/seeds/resolv
+FUZZ_CORPUS_config := tests/fuzz/seeds/config
 FUZZ_MAXLEN_decode := 16384
 FUZZ_MAXLEN_kubeconfig := 8192
 FUZZ_MAXLEN_lines := 4096
 FUZZ_MAXLEN_resolv := 4096
+FUZZ_MAXLEN_config := 8192
 
 $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(SRCS)
 	@mkdir -p $(dir $@)
@@ -135,13 +144,35 @@ analyze:
 		$(MAKE) --no-print-directory \
 		BUILD=$(BUILD)/analyze-obj CFLAGS="-O0 -g -DHASH_FUNCTION=HASH_BER" all
 
+# The example configuration is installed only where none exists yet.
 install: all
 	install -D -m 0755 $(BUILD)/kube-annex $(DESTDIR)$(SBINDIR)/kube-annex
+	install -D -m 0644 systemd/kube-annex.service $(DESTDIR)$(SYSTEMDUNITDIR)/kube-annex.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/kube-annex/config.yaml || \
+		install -D -m 0644 systemd/config.yaml $(DESTDIR)$(SYSCONFDIR)/kube-annex/config.yaml
+	install -D -m 0644 systemd/dns-direct.conf $(DESTDIR)$(DATADIR)/kube-annex/dns-direct.conf
+	install -D -m 0644 deploy/rbac.yaml $(DESTDIR)$(DATADIR)/kube-annex/rbac.yaml
+	install -d $(DESTDIR)$(DATADIR)/kube-annex
+	sed '1s|^#!/usr/bin/env bash$$|#!/bin/bash|' deploy/make-kubeconfig.sh \
+		>$(DESTDIR)$(DATADIR)/kube-annex/make-kubeconfig.sh
+	chmod 0755 $(DESTDIR)$(DATADIR)/kube-annex/make-kubeconfig.sh
+	install -D -m 0644 doc/kube-annex.8 $(DESTDIR)$(MANDIR)/man8/kube-annex.8
+	install -D -m 0644 doc/kube-annex.yaml.5 $(DESTDIR)$(MANDIR)/man5/kube-annex.yaml.5
+
+# Packages are built from a copy of the tree under $(BUILD); their build
+# dependencies are installed first (scripts/install-deps.sh deb|rpm).
+deb:
+	$(Q)scripts/install-deps.sh deb
+	$(Q)scripts/package.sh deb $(BUILD)
+
+rpm:
+	$(Q)scripts/install-deps.sh rpm
+	$(Q)scripts/package.sh rpm $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps test-deps unit fuzz e2e check demo analyze install clean
+.PHONY: all deps test-deps unit fuzz e2e check demo analyze install deb rpm clean
 
 -include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)
 

@@ -38,4 +38,6 @@ struct agent {
 	struct histogram event_latency;   /* API event -> kernel commit */
 	struct histogram cluster_latency; /* cluster change (trigger time) -> commit */
 	unsigned bad_objects;
+	struct operate *operate; /* agent/operate.h: health, metrics, status, explain */
+	struct service *service; /* agent/service.c: READY, STATUS, reload */
 };

@@ -11,6 +11,9 @@
 #include <systemd/sd-event.h>
 
 #include "agent/agent.h"
+#include "agent/config.h"
+#include "agent/operate.h"
+#include "agent/service.h"
 #include "kube/kube.h"
 #include "lib/histogram.h"
 #include "lib/log.h"
@@ -21,22 +24,41 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
-#define DEFAULT_KUBECONFIG "/etc/kube-annex/kubeconfig"
 #define RETRY_MIN_USEC (100 * USEC_PER_MSEC)
 #define RETRY_MAX_USEC (10 * USEC_PER_SEC)
 /* How often the ruleset generation is compared with what the monitor saw. */
 #define VERIFY_INTERVAL_USEC (30 * USEC_PER_SEC)
 
-static const char *arg_kubeconfig;
-static const char *arg_context;
-static bool arg_cleanup;
+/*
+ * The settings in effect: defaults, then the configuration file, then the
+ * command line (agent/config.c); a reload reads the file again and applies
+ * the same command line over it. The arg_* below point into arg_config.
+ */
+static struct config_args arg_args;
+static struct config *arg_config;
+static char *arg_config_path; /* the file read; NULL: none */
 static bool arg_keep_rules;
-static struct resolv_options arg_dns; /* --dns, --cluster-domain, --dns-* */
+static struct resolv_options arg_dns; /* dns, cluster-domain, dns-* */
 /* Syncs start at least this long after the previous one ended: a burst
  * right after a sync is folded into the next one. */
 static uint64_t arg_min_sync_interval_usec = 5 * USEC_PER_MSEC;
 static const char *arg_zone;
 static bool arg_external_ips = true;
+
+/* Takes c and path. */
+static void use_config(struct config *c, char *path)
+{
+	config_free(arg_config);
+	free(arg_config_path);
+	arg_config = c;
+	arg_config_path = path;
+	arg_keep_rules = c->keep_rules;
+	config_dns_options(c, &arg_dns);
+	arg_min_sync_interval_usec = c->min_sync_interval_usec;
+	arg_zone = c->zone;
+	arg_external_ips = c->external_ips;
+	log_set_max_level(c->verbose ? LOG_DEBUG : LOG_INFO);
+}
 
 
 /* ---- sync -------------------------------------------------------------- */
@@ -51,6 +73,9 @@ static int stage_one(const struct model_key *key, const struct model_entry *entr
 	if (r < 0)
 		log_warning("Not programming %s: %s, ignoring",
 			    entry ? entry->comment : "a removed service port", strerror(-r));
+	else if (r > 0)
+		log_notice("%s: more than %u endpoints, programmed without session affinity",
+			   entry->comment, NFT_MAX_AFFINITY_BACKENDS);
 	return 0;
 }
 
@@ -68,6 +93,7 @@ static void sync_failed(struct agent *a, int r, const char *error)
 
 	log_error("Failed to program nftables: %s%s%s", strerror(-r), error ? ": " : "",
 		  error ? error : "");
+	operate_sync_failed(a, error ? error : strerror(-r));
 	/* The committed copy is gone: rebuild everything on the next try. */
 	nft_reset(a->nft);
 	model_mark_all_dirty(a->model);
@@ -89,7 +115,6 @@ static void report_first_sync(struct agent *a, uint64_t took)
 		 (double)(a->last_sync_usec - a->start_usec) / USEC_PER_MSEC,
 		 (double)took / USEC_PER_MSEC);
 	a->ready = true;
-	notify_ready();
 }
 
 /*
@@ -147,10 +172,10 @@ static void sync_now(struct agent *a)
 	model_get_stats(a->model, &ms);
 	log_sync(a, &ms, t0);
 	a->first_change_usec = 0;
-	notify_status("%zu services, %zu endpoints programmed", ms.services_proxied,
-		      ms.endpoints);
 	if (!a->ready)
 		report_first_sync(a, a->last_sync_usec - t0);
+	operate_sync_done(a, t0);
+	service_synced(a);
 }
 
 static int on_sync(sd_event_source *s, void *userdata)
@@ -209,6 +234,7 @@ static void restore(struct agent *a, const char *how)
 	log_warning("kube-annex's nftables tables were changed from outside (%s); restoring them "
 		    "(restoration #%" PRIu64 ")",
 		    how, a->restorations);
+	operate_full_sync_needed(a);
 	nft_reset(a->nft);
 	model_mark_all_dirty(a->model);
 	schedule_sync(a);
@@ -271,6 +297,7 @@ static void on_service_upsert(void *userdata, struct kube_service *svc)
 	note = model_service_note(svc);
 	if (note && !streq_ptr(note, old_note))
 		log_info("Service %s/%s: %s", svc->namespace, svc->name, note);
+	operate_service_upsert(a, old, svc);
 	resolv_service_update(a->resolv, svc);
 	if (model_service_set(a->model, svc) < 0)
 		log_error("Out of memory storing a Service");
@@ -282,6 +309,7 @@ static void on_service_delete(void *userdata, const char *ns, const char *name)
 	struct agent *a = userdata;
 
 	resolv_service_delete(a->resolv, ns, name);
+	operate_service_delete(a, ns, name);
 	model_service_delete(a->model, ns, name);
 	schedule_sync(a);
 }
@@ -291,6 +319,7 @@ static void on_endpoints_upsert(void *userdata, const char *ns, const char *name
 {
 	struct agent *a = userdata;
 
+	operate_endpoints_upsert(a);
 	if (model_endpoints_set(a->model, ns, name, slices, n) < 0)
 		log_error("Out of memory storing endpoints %s/%s", ns, name);
 	schedule_sync(a);
@@ -328,6 +357,7 @@ static void on_bad_object(void *userdata, const char *kind, const char *ns, cons
 
 static void on_trouble(void *userdata, const char *what)
 {
+	operate_trouble(userdata, what);
 	log_warning("%s", what);
 }
 
@@ -345,6 +375,7 @@ static const struct kube_handlers handlers = {
 
 static void on_dns_report(void *userdata, int priority, const char *message)
 {
+	operate_dns_report(userdata, priority, message);
 	log_msg(priority, "%s", message);
 }
 
@@ -367,6 +398,7 @@ static int dns_init(struct agent *a)
 
 static void agent_done(struct agent *a)
 {
+	operate_free(a);
 	/* The host's resolver first, while the datapath still carries it. */
 	if (!arg_keep_rules)
 		resolv_stop(a->resolv);
@@ -381,15 +413,137 @@ static void agent_done(struct agent *a)
 	a->nft = nft_free(a->nft);
 	a->model = model_free(a->model);
 	a->config = kube_config_free(a->config);
+	service_free(a);
 	a->event = sd_event_unref(a->event);
+}
+
+/* ---- reload (SIGHUP) ----------------------------------------------------- */
+
+static bool dns_options_equal(const struct resolv_options *x, const struct resolv_options *y)
+{
+	return streq_ptr(x->mode, y->mode) && streq_ptr(x->cluster_domain, y->cluster_domain) &&
+	       streq_ptr(x->service, y->service) && streq_ptr(x->addresses, y->addresses) &&
+	       streq_ptr(x->link_addresses, y->link_addresses);
+}
+
+/* service-cidr (checked by agent/config.c); a change rebuilds the tables. */
+static int set_service_cidrs(struct agent *a)
+{
+	struct nft_service_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
+	_cleanup_(freep) char *error = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	if (arg_config->service_cidrs)
+		r = nft_service_cidrs_parse(arg_config->service_cidrs, cidrs, &n, &error);
+	if (r >= 0)
+		r = nft_set_service_cidrs(a->nft, cidrs, n);
+	if (r >= 0 && nft_pending(a->nft))
+		model_mark_all_dirty(a->model);
+	return r;
+}
+
+/* The DNS settings changed: undo the old ones, set up the new ones with the
+ * DNS Service the model already has. The datapath is rebuilt in one
+ * transaction if the masqueraded link addresses change. */
+static int dns_restart(struct agent *a)
+{
+	const char *service = arg_dns.service ? arg_dns.service : RESOLV_DEFAULT_SERVICE;
+	const char *slash = strchr(service, '/');
+	_cleanup_(freep) char *ns = slash ? strndup(service, (size_t)(slash - service)) : NULL;
+	const struct kube_ip *sources = NULL;
+	const struct kube_service *svc;
+	size_t n;
+	int r;
+
+	resolv_stop(a->resolv);
+	a->resolv = resolv_free(a->resolv);
+	r = resolv_new(a->event, &arg_dns, on_dns_report, a, &a->resolv);
+	if (r < 0)
+		return r;
+	n = resolv_masquerade_sources(a->resolv, &sources);
+	r = nft_set_masquerade_sources(a->nft, sources, n);
+	if (r < 0)
+		return r;
+	if (nft_pending(a->nft))
+		model_mark_all_dirty(a->model);
+	svc = ns ? model_service_get(a->model, ns, slash + 1) : NULL;
+	if (svc)
+		resolv_service_update(a->resolv, svc);
+	if (a->synced[KUBE_KIND_SERVICE])
+		resolv_services_synced(a->resolv);
+	return 0;
+}
+
+/*
+ * Read the configuration file and the kubeconfig again, apply what changed
+ * and list the cluster again with the new credentials. The rules stay as
+ * they are meanwhile: the model keeps every object, and only differences
+ * reach the kernel. Nothing changes when either file is invalid.
+ */
+static void reload(struct agent *a, pid_t sender)
+{
+	_cleanup_(config_freep) struct config *c = NULL;
+	_cleanup_(freep) char *path = NULL, *kpath = NULL, *note = NULL, *error = NULL;
+	_cleanup_(freep) char *changed = NULL;
+	struct resolv_options dns;
+	struct kube_config *kc = NULL;
+	bool dns_changed;
+	int r;
+
+	log_info("Received SIGHUP: reading %s and the kubeconfig again",
+		 arg_config_path ? arg_config_path : CONFIG_DEFAULT_PATH);
+	r = config_load(&arg_args, &c, &path, &error);
+	if (r >= 0) {
+		kpath = config_kubeconfig_path(c, &note);
+		r = kpath ? kube_config_load(kpath, c->context, &kc, &error) : -ENOMEM;
+	}
+	if (r < 0) {
+		log_error("Reload failed, keeping the running configuration: %s",
+			  error ? error : strerror(-r));
+		service_warn(a, "the last reload failed (see the journal)");
+		service_reload_ack(sender, false);
+		return;
+	}
+	service_reload_begin(a);
+	service_reload_ack(sender, true);
+	service_warn(a, NULL);
+	if (note)
+		log_notice("%s", note);
+	changed = config_diff(arg_config, c);
+	config_dns_options(c, &dns);
+	dns_changed = !dns_options_equal(&dns, &arg_dns);
+	if (!streq_ptr(c->metrics_address, arg_config->metrics_address) ||
+	    !streq_ptr(c->control_socket, arg_config->control_socket))
+		log_warning("metrics-address and control-socket take effect at the next restart");
+	log_info("Reloading: %s, %s%s; API server %s (kubeconfig %s, context %s, user %s)",
+		 path ? path : "no configuration file", changed ? "changed: " : "no setting changed",
+		 changed ? changed : "", kc->server, kc->path, kc->context, kc->user);
+	use_config(TAKE_PTR(c), TAKE_PTR(path));
+	if (model_set_zone(a->model, arg_zone) < 0 ||
+	    model_set_external(a->model, arg_external_ips) < 0 || set_service_cidrs(a) < 0)
+		log_error("Out of memory applying the new settings");
+	if (dns_changed && (r = dns_restart(a)) < 0)
+		log_error("Failed to apply the new DNS settings: %s", strerror(-r));
+	kube_client_set_config(a->client, kc);
+	a->config = kube_config_free(a->config);
+	a->config = kc;
+	schedule_sync(a);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct agent *a = userdata;
 
+	if (si->ssi_signo == SIGHUP) {
+		reload(a, (pid_t)si->ssi_pid);
+		return 0;
+	}
 	log_info("Received %s, exiting", strsignal((int)si->ssi_signo));
 	notify_stopping();
+	/* A restart of the unit leaves the rules to the next instance. */
+	if (!arg_keep_rules && si->ssi_signo == SIGTERM && service_restart_queued())
+		arg_keep_rules = true;
 	return sd_event_exit(a->event, 0);
 }
 
@@ -401,6 +555,7 @@ static int agent_init(struct agent *a)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -408,7 +563,9 @@ static int agent_init(struct agent *a)
 	if (r < 0)
 		return r;
 	if ((r = sd_event_add_signal(a->event, NULL, SIGTERM, on_signal, a)) < 0 ||
-	    (r = sd_event_add_signal(a->event, NULL, SIGINT, on_signal, a)) < 0)
+	    (r = sd_event_add_signal(a->event, NULL, SIGINT, on_signal, a)) < 0 ||
+	    (r = sd_event_add_signal(a->event, NULL, SIGHUP, on_signal, a)) < 0 ||
+	    (r = service_new(a)) < 0)
 		return r;
 	r = sd_event_add_defer(a->event, &a->sync_source, on_sync, a);
 	if (r < 0)
@@ -419,15 +576,21 @@ static int agent_init(struct agent *a)
 	r = sd_event_add_time(a->event, &a->delay_source, CLOCK_MONOTONIC, UINT64_MAX, 0, on_delay, a);
 	if (r < 0)
 		return r;
+	/* Accuracy 0 would mean sd-event's default slack of 250 ms. */
+	sd_event_source_set_time_accuracy(a->delay_source, 1);
 	sd_event_source_set_enabled(a->delay_source, SD_EVENT_OFF);
 	if ((r = model_new(&a->model)) < 0 || (r = model_set_zone(a->model, arg_zone)) < 0 ||
 	    (r = model_set_external(a->model, arg_external_ips)) < 0 || (r = nft_new(&a->nft)) < 0 ||
-	    (r = monitor_init(a)) < 0)
+	    (r = set_service_cidrs(a)) < 0 || (r = monitor_init(a)) < 0)
 		return r;
 	r = dns_init(a);
 	if (r < 0)
 		return r;
-	return kube_client_new(a->event, a->config, &handlers, a, &a->client);
+	r = kube_client_new(a->event, a->config, &handlers, a, &a->client);
+	if (r < 0)
+		return r;
+	return operate_new(a, &(struct operate_options){ .metrics_address = arg_config->metrics_address,
+							  .control_path = arg_config->control_socket });
 }
 
 static void log_latency_summary(const struct agent *a)
@@ -461,7 +624,7 @@ static int run(struct kube_config *config)
 		log_warning("WARNING: insecure-skip-tls-verify is set in %s: the API server's "
 			    "identity is NOT verified; anyone on the path can feed this host rules",
 			    config->path);
-	notify_status("Connecting to %s", config->server);
+	service_note(&a, "Connecting to the API server");
 	kube_client_start(a.client);
 	r = sd_event_loop(a.event);
 	if (r < 0)
@@ -475,163 +638,47 @@ static int run(struct kube_config *config)
 
 /* ---- command line ------------------------------------------------------ */
 
-static void help(void)
+/* The settings (which a reload reads again) and the kubeconfig. */
+static int load_config(struct kube_config **ret)
 {
-	printf("Usage: kube-annex [OPTIONS]\n\n"
-	       "Mirror a Kubernetes cluster's Service networking onto this host:\n"
-	       "ClusterIP:port connections are DNATed to the Services' endpoints.\n\n"
-	       "  --kubeconfig FILE   cluster credentials (default: $KUBECONFIG, then\n"
-	       "                      " DEFAULT_KUBECONFIG ")\n"
-	       "  --context NAME      kubeconfig context (default: current-context)\n"
-	       "  --cleanup           remove everything kube-annex installed, then exit\n"
-	       "  --keep-rules        leave the rules (and the DNS settings) in place on exit\n"
-	       "                      (for restarts)\n"
-	       "  --zone NAME         this host's topology zone, for topology-aware hints\n"
-	       "  --no-external-ips   do not DNAT Services' external and load-balancer IPs\n"
-	       "  --min-sync-interval MS\n"
-	       "                      minimum time between two syncs (default 5)\n"
-	       "  --dns=MODE          cluster DNS on this host: auto (default; systemd-resolved\n"
-	       "                      when it is the resolver, else nothing), resolved,\n"
-	       "                      direct (rewrite " RESOLV_CONF_PATH "), off\n"
-	       "  --cluster-domain DOMAIN\n"
-	       "                      names resolved by the cluster DNS (default "
-	       RESOLV_DEFAULT_DOMAIN ")\n"
-	       "  --dns-service NAMESPACE/NAME\n"
-	       "                      the cluster DNS Service, followed live (default\n"
-	       "                      " RESOLV_DEFAULT_SERVICE ")\n"
-	       "  --dns-address IP[,IP]\n"
-	       "                      the cluster DNS ClusterIP(s), fixed instead of\n"
-	       "                      following the Service\n"
-	       "  --dns-link-address IP[,IP]\n"
-	       "                      address(es) of the " RESOLV_LINK_NAME " link, one per family\n"
-	       "                      (default " RESOLV_DEFAULT_LINK_ADDRESS ")\n"
-	       "  -v, --verbose       debug logging\n"
-	       "  --version           print the version\n"
-	       "  -h, --help          this text\n");
-}
+	_cleanup_(freep) char *path = NULL, *kpath = NULL, *note = NULL, *error = NULL;
+	struct config *c = NULL;
+	int r;
 
-static int parse_argv(int argc, char **argv)
-{
-	enum {
-		ARG_KUBECONFIG = 0x100,
-		ARG_CONTEXT,
-		ARG_CLEANUP,
-		ARG_KEEP_RULES,
-		ARG_MIN_SYNC_INTERVAL,
-		ARG_ZONE,
-		ARG_NO_EXTERNAL_IPS,
-		ARG_VERSION,
-		ARG_DNS,
-		ARG_CLUSTER_DOMAIN,
-		ARG_DNS_SERVICE,
-		ARG_DNS_ADDRESS,
-		ARG_DNS_LINK_ADDRESS,
-	};
-	static const struct option options[] = {
-		{ "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
-		{ "context", required_argument, NULL, ARG_CONTEXT },
-		{ "cleanup", no_argument, NULL, ARG_CLEANUP },
-		{ "keep-rules", no_argument, NULL, ARG_KEEP_RULES },
-		{ "min-sync-interval", required_argument, NULL, ARG_MIN_SYNC_INTERVAL },
-		{ "zone", required_argument, NULL, ARG_ZONE },
-		{ "no-external-ips", no_argument, NULL, ARG_NO_EXTERNAL_IPS },
-		{ "dns", required_argument, NULL, ARG_DNS },
-		{ "cluster-domain", required_argument, NULL, ARG_CLUSTER_DOMAIN },
-		{ "dns-service", required_argument, NULL, ARG_DNS_SERVICE },
-		{ "dns-address", required_argument, NULL, ARG_DNS_ADDRESS },
-		{ "dns-link-address", required_argument, NULL, ARG_DNS_LINK_ADDRESS },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "version", no_argument, NULL, ARG_VERSION },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0)
-		switch (c) {
-		case ARG_KUBECONFIG:
-			arg_kubeconfig = optarg;
-			break;
-		case ARG_CONTEXT:
-			arg_context = optarg;
-			break;
-		case ARG_CLEANUP:
-			arg_cleanup = true;
-			break;
-		case ARG_KEEP_RULES:
-			arg_keep_rules = true;
-			break;
-		case ARG_ZONE:
-			arg_zone = *optarg ? optarg : NULL;
-			break;
-		case ARG_NO_EXTERNAL_IPS:
-			arg_external_ips = false;
-			break;
-		case ARG_MIN_SYNC_INTERVAL: {
-			char *end;
-			unsigned long ms;
-
-			errno = 0;
-			ms = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || ms > 60000) {
-				log_error("--min-sync-interval: '%s' is not a number of milliseconds "
-					  "between 0 and 60000",
-					  optarg);
-				return -EINVAL;
-			}
-			arg_min_sync_interval_usec = ms * USEC_PER_MSEC;
-			break;
-		}
-		case ARG_DNS:
-			arg_dns.mode = optarg;
-			break;
-		case ARG_CLUSTER_DOMAIN:
-			arg_dns.cluster_domain = optarg;
-			break;
-		case ARG_DNS_SERVICE:
-			arg_dns.service = optarg;
-			break;
-		case ARG_DNS_ADDRESS:
-			arg_dns.addresses = optarg;
-			break;
-		case ARG_DNS_LINK_ADDRESS:
-			arg_dns.link_addresses = optarg;
-			break;
-		case 'v':
-			log_set_max_level(LOG_DEBUG);
-			break;
-		case ARG_VERSION:
-			printf("kube-annex %s\n", KUBE_ANNEX_VERSION);
-			return 0;
-		case 'h':
-			help();
-			return 0;
-		default:
-			return -EINVAL;
-		}
-	if (optind < argc) {
-		log_error("Unexpected argument '%s' (see --help)", argv[optind]);
+	r = config_load(&arg_args, &c, &path, &error);
+	if (r < 0) {
+		log_error("Invalid configuration: %s", error ? error : strerror(-r));
+		return r;
+	}
+	use_config(c, TAKE_PTR(path));
+	if (resolv_options_check(&arg_dns, &error) < 0) {
+		log_error("%s", error);
 		return -EINVAL;
 	}
-	return 1;
+	kpath = config_kubeconfig_path(arg_config, &note);
+	if (!kpath)
+		return -ENOMEM;
+	if (note)
+		log_notice("%s", note);
+	r = kube_config_load(kpath, arg_config->context, ret, &error);
+	if (r < 0) {
+		log_error("Invalid kubeconfig: %s", error ? error : strerror(-r));
+		return r;
+	}
+	return 0;
 }
 
-/* --kubeconfig, else the first file of $KUBECONFIG, else the default. */
-static char *kubeconfig_path(void)
+static int check_config(void)
 {
-	const char *env = secure_getenv("KUBECONFIG");
+	struct kube_config *kc = NULL;
 
-	if (arg_kubeconfig)
-		return strdup(arg_kubeconfig);
-	if (env && *env) {
-		size_t n = strcspn(env, ":");
-
-		if (env[n])
-			log_notice("KUBECONFIG lists several files; using the first, %.*s", (int)n,
-				   env);
-		return strndup(env, n);
-	}
-	return strdup(DEFAULT_KUBECONFIG);
+	if (load_config(&kc) < 0)
+		return EXIT_USAGE;
+	printf("%s: valid\n", arg_config_path ? arg_config_path : "no configuration file");
+	printf("%s: valid (context %s, API server %s, user %s)\n", kc->path, kc->context,
+	       kc->server, kc->user);
+	kube_config_free(kc);
+	return 0;
 }
 
 static int do_cleanup(void)
@@ -650,29 +697,66 @@ static int do_cleanup(void)
 	return q < 0 ? EXIT_RUNTIME : 0;
 }
 
+/* ExecStopPost=: clean up unless systemd is restarting the unit (or
+ * keep-rules is set in the configuration file). */
+static int do_stop_cleanup(void)
+{
+	_cleanup_(config_freep) struct config *c = NULL;
+	_cleanup_(freep) char *error = NULL;
+	char why[256];
+
+	if (config_load(&arg_args, &c, NULL, &error) >= 0 && c->keep_rules) {
+		log_info("Leaving the rules and DNS settings in place: keep-rules is set");
+		return 0;
+	}
+	if (!service_stop_post_cleanup(why, sizeof(why))) {
+		log_info("Leaving the rules and DNS settings in place: %s", why);
+		return 0;
+	}
+	log_info("Cleaning up: %s", why);
+	return do_cleanup();
+}
+
 int main(int argc, char **argv)
 {
-	_cleanup_(freep) char *path = NULL;
 	_cleanup_(freep) char *error = NULL;
 	struct kube_config *config = NULL;
 	int r;
 
-	r = parse_argv(argc, argv);
-	if (r <= 0)
-		return r < 0 ? EXIT_USAGE : 0;
-	if (arg_cleanup)
-		return do_cleanup();
-	if (resolv_options_check(&arg_dns, &error) < 0) {
-		log_error("%s", error);
-		return EXIT_USAGE;
-	}
-	path = kubeconfig_path();
-	if (!path)
-		return EXIT_RUNTIME;
-	r = kube_config_load(path, arg_context, &config, &error);
+	/* `kube-annex status|explain ...` ask the running daemon. */
+	if (argc > 1 && operate_is_verb(argv[1]))
+		return operate_client_main(argc - 1, argv + 1);
+	r = config_parse_argv(argc, argv, &arg_args, &error);
 	if (r < 0) {
-		log_error("Invalid kubeconfig: %s", error ? error : strerror(-r));
+		if (error)
+			log_error("%s", error);
 		return EXIT_USAGE;
 	}
-	return run(config);
+	/* The one-shot actions talk to a person on a terminal. */
+	if (arg_args.action != CONFIG_ACTION_RUN && isatty(STDERR_FILENO))
+		log_set_prefix(false);
+	switch (arg_args.action) {
+	case CONFIG_ACTION_HELP:
+		config_help(stdout);
+		return 0;
+	case CONFIG_ACTION_VERSION:
+		printf("kube-annex %s\n", KUBE_ANNEX_VERSION);
+		return 0;
+	case CONFIG_ACTION_CLEANUP:
+		return do_cleanup();
+	case CONFIG_ACTION_STOP_CLEANUP:
+		return do_stop_cleanup();
+	case CONFIG_ACTION_RELOAD:
+		return service_reload_main(arg_args.reload_pid);
+	case CONFIG_ACTION_CHECK:
+		r = check_config();
+		break;
+	default:
+		r = load_config(&config) < 0 ? EXIT_USAGE : run(config);
+		break;
+	}
+	config_args_done(&arg_args);
+	arg_config = config_free(arg_config);
+	free(arg_config_path);
+	return r;
 }

@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <sys/random.h>
 #include <systemd/sd-event.h>
@@ -85,6 +86,14 @@ struct reflector {
 	struct request *request;
 	sd_event_source *retry;
 	uint64_t backoff_usec;
+	/* for status, metrics and staleness (kube_client_watch_info) */
+	sd_event_source *stale; /* armed while a watch is open */
+	bool watching;
+	bool synced;
+	uint64_t since_usec;
+	uint64_t last_data_usec;
+	uint64_t down_since_usec; /* first failure of the current outage, 0: none */
+	uint64_t lists, relists, watches, stale_reconnects;
 };
 
 struct kube_client {
@@ -99,6 +108,9 @@ struct kube_client {
 	sd_event_source *discovery_retry;
 	uint64_t discovery_backoff_usec;
 	struct reflector reflectors[_KUBE_KIND_MAX];
+	uint64_t stale_usec;
+	struct kube_api_error_count errors[KUBE_API_ERROR_CODES];
+	size_t n_errors;
 };
 
 static void trouble(struct kube_client *c, const char *fmt, ...) _printf_(2, 3);
@@ -115,6 +127,24 @@ static void trouble(struct kube_client *c, const char *fmt, ...)
 		c->handlers.trouble(c->userdata, buf);
 	else
 		log_debug("kube: %s", buf);
+}
+
+static void count_error(struct kube_client *c, long code)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_errors; i++)
+		if (c->errors[i].code == code)
+			break;
+	if (i == c->n_errors) {
+		if (c->n_errors == KUBE_API_ERROR_CODES) {
+			i = KUBE_API_ERROR_CODES - 1;
+			c->errors[i].code = -1; /* too many distinct codes: "other" */
+		} else {
+			c->errors[c->n_errors++] = (struct kube_api_error_count){ .code = code };
+		}
+	}
+	c->errors[i].count++;
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -158,17 +188,37 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
 	int r;
 
 	curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (q->type == REQUEST_WATCH && status == 200)
+	if (q->type == REQUEST_WATCH && status == 200) {
+		q->reflector->last_data_usec = now_usec(CLOCK_MONOTONIC);
 		r = kube_lines_feed(&q->lines, data, len, watch_line, q);
-	else if (q->type == REQUEST_WATCH)
+	} else if (q->type == REQUEST_WATCH) {
 		/* An error answer (a proxy's HTML page, say): its start is
 		 * enough for the message. */
 		r = append_body(q, data, len < q->body_max - q->body_len ? len : q->body_max - q->body_len);
-	else
+	} else {
 		r = append_body(q, data, len);
+	}
 	if (r < 0) {
 		q->failure = r;
 		return 0; /* abort the transfer */
+	}
+	return len;
+}
+
+/* The end of a watch's response headers: the server has accepted it. */
+static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
+{
+	struct request *q = userdata;
+	size_t len = size * nitems;
+	long status = 0;
+
+	if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
+		curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200) {
+			q->reflector->watching = true;
+			q->reflector->last_data_usec = now_usec(CLOCK_MONOTONIC);
+			q->reflector->down_since_usec = 0;
+		}
 	}
 	return len;
 }
@@ -284,6 +334,17 @@ static int request_start(struct kube_client *c, struct reflector *rf, enum reque
 	curl_easy_setopt(q->easy, CURLOPT_USERAGENT, "kube-annex/" KUBE_ANNEX_VERSION);
 	if (type != REQUEST_WATCH)
 		curl_easy_setopt(q->easy, CURLOPT_TIMEOUT, 120L);
+	else {
+		curl_easy_setopt(q->easy, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(q->easy, CURLOPT_HEADERDATA, q);
+		curl_easy_setopt(q->easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+	}
+	/* A LIST that stops moving is retried long before that timeout. */
+	if (type == REQUEST_LIST) {
+		curl_easy_setopt(q->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(q->easy, CURLOPT_LOW_SPEED_TIME, 15L);
+	}
+	curl_easy_setopt(q->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	set_tls(c, q->easy);
 	r = http_add(c->http, q->easy);
 	if (r < 0) {
@@ -514,6 +575,7 @@ static int watch_event(struct reflector *rf, const cJSON *ev)
 
 		trouble(rf->client, "%s watch: error event: %s", rf->what,
 			cJSON_IsString(msg) ? msg->valuestring : "(no message)");
+		count_error(rf->client, cJSON_IsNumber(code) ? (long)code->valuedouble : 0);
 		/* 410 Gone / "too old resource version": our position is lost. */
 		return cJSON_IsNumber(code) && code->valueint == 410 ? -ESTALE : -EPROTO;
 	}
@@ -575,6 +637,52 @@ static char *reflector_url(struct reflector *rf, bool watch)
 	return url;
 }
 
+static void reflector_run(struct reflector *rf);
+
+static uint64_t stale_timeout(const struct kube_client *c)
+{
+	return c->stale_usec ? c->stale_usec : KUBE_WATCH_STALE_USEC_DEFAULT;
+}
+
+/*
+ * A watch on which nothing arrived for too long may hang on a connection
+ * that died silently (or on a server that hangs): open it again. The timer
+ * is not moved on every event; when it fires early it is set again.
+ */
+static int on_stale(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct reflector *rf = userdata;
+	struct kube_client *c = rf->client;
+	uint64_t last = rf->last_data_usec > rf->since_usec ? rf->last_data_usec : rf->since_usec;
+	uint64_t deadline = last + stale_timeout(c);
+
+	if (now_usec(CLOCK_MONOTONIC) < deadline) {
+		sd_event_source_set_time(s, deadline);
+		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+		return 0;
+	}
+	rf->stale_reconnects++;
+	if (!rf->down_since_usec)
+		rf->down_since_usec = now_usec(CLOCK_MONOTONIC);
+	trouble(c, "%s watch: nothing from the API server for %" PRIu64 " s: reconnecting",
+		rf->what, stale_timeout(c) / USEC_PER_SEC);
+	request_cancel(c, &rf->request);
+	rf->watching = false;
+	rf->stale = sd_event_source_disable_unref(rf->stale);
+	reflector_run(rf);
+	return 0;
+}
+
+static void stale_arm(struct reflector *rf)
+{
+	struct kube_client *c = rf->client;
+
+	rf->stale = sd_event_source_disable_unref(rf->stale);
+	if (sd_event_add_time_relative(c->event, &rf->stale, CLOCK_MONOTONIC, stale_timeout(c),
+				       USEC_PER_SEC, on_stale, rf) < 0)
+		trouble(c, "cannot arm the %s watch staleness timer", rf->what);
+}
+
 static void reflector_run(struct reflector *rf)
 {
 	struct kube_client *c = rf->client;
@@ -587,6 +695,9 @@ static void reflector_run(struct reflector *rf)
 		rf->listing = true;
 		rf->generation++;
 		set_string(&rf->continue_token, NULL);
+		if (rf->synced)
+			rf->relists++;
+		rf->since_usec = now_usec(CLOCK_MONOTONIC);
 	}
 	url = reflector_url(rf, watch);
 	r = url ? request_start(c, rf, watch ? REQUEST_WATCH : REQUEST_LIST, url, &rf->request)
@@ -595,6 +706,12 @@ static void reflector_run(struct reflector *rf)
 		trouble(c, "cannot start %s %s: %s", rf->what, watch ? "watch" : "list",
 			strerror(-r));
 		reflector_retry_later(rf);
+		return;
+	}
+	if (watch) {
+		rf->watches++;
+		rf->since_usec = now_usec(CLOCK_MONOTONIC);
+		stale_arm(rf);
 	}
 }
 
@@ -616,6 +733,8 @@ static void list_complete(struct reflector *rf)
 	}
 	rf->listing = false;
 	rf->backoff_usec = 0;
+	rf->synced = true;
+	rf->lists++;
 	rf->client->handlers.synced(rf->client->userdata, rf->kind);
 }
 
@@ -652,6 +771,8 @@ static void list_done(struct reflector *rf, struct request *q, CURLcode result, 
 	int r;
 
 	if (result == CURLE_OK && status == 200) {
+		rf->last_data_usec = now_usec(CLOCK_MONOTONIC);
+		rf->down_since_usec = 0;
 		r = list_page(rf, q);
 		if (r >= 0) {
 			reflector_run(rf); /* next page, or the watch */
@@ -666,6 +787,8 @@ static void list_done(struct reflector *rf, struct request *q, CURLcode result, 
 		rf->listing = false;
 		set_string(&rf->continue_token, NULL);
 	}
+	if (!rf->down_since_usec)
+		rf->down_since_usec = now_usec(CLOCK_MONOTONIC);
 	trouble(rf->client, "listing %s failed: %s", rf->what, why);
 	reflector_retry_later(rf);
 }
@@ -681,6 +804,7 @@ static void watch_done(struct reflector *rf, struct request *q, CURLcode result,
 		return;
 	}
 	if (result == CURLE_OK && status == 200 && q->failure == 0) {
+		rf->last_data_usec = now_usec(CLOCK_MONOTONIC);
 		/* The server ended the watch (timeoutSeconds): carry on. A
 		 * watch that ends at once without a single event (a proxy
 		 * closing streams) is retried with backoff, as client-go does
@@ -694,6 +818,8 @@ static void watch_done(struct reflector *rf, struct request *q, CURLcode result,
 	describe_failure(q, result, status, why, sizeof(why));
 	if (q->failure == -EMSGSIZE || q->failure == -EPROTO)
 		set_string(&rf->resource_version, NULL);
+	if (!rf->down_since_usec)
+		rf->down_since_usec = now_usec(CLOCK_MONOTONIC);
 	trouble(rf->client, "watch of %s ended: %s", rf->what, why);
 	reflector_retry_later(rf);
 }
@@ -775,6 +901,14 @@ static void on_done(void *priv, CURLcode result)
 	long status = 0;
 
 	curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 0 && result != CURLE_OK)
+		count_error(c, 0);
+	else if (status != 200 && status != 0 && !(q->type == REQUEST_DISCOVERY && status == 404))
+		count_error(c, status);
+	if (q->type == REQUEST_WATCH) {
+		rf->stale = sd_event_source_disable_unref(rf->stale);
+		rf->watching = false;
+	}
 	if (q->type == REQUEST_DISCOVERY) {
 		c->discovery = NULL;
 		discovery_done(c, q, result, status);
@@ -869,6 +1003,7 @@ static void reflector_clear(struct kube_client *c, struct reflector *rf)
 
 	request_cancel(c, &rf->request);
 	rf->retry = sd_event_source_disable_unref(rf->retry);
+	rf->stale = sd_event_source_disable_unref(rf->stale);
 	HASH_ITER(hh, rf->known, k, t)
 		known_free(rf, k);
 	free(rf->path);
@@ -896,4 +1031,69 @@ int kube_client_start(struct kube_client *c)
 	c->discovery_step = 0;
 	discovery_run(c);
 	return 0;
+}
+
+void kube_client_set_config(struct kube_client *c, const struct kube_config *config)
+{
+	c->config = config;
+	if (c->api == API_UNKNOWN) {
+		request_cancel(c, &c->discovery);
+		c->discovery_retry = sd_event_source_disable_unref(c->discovery_retry);
+		c->discovery_backoff_usec = 0;
+		c->discovery_step = 0;
+		discovery_run(c);
+		return;
+	}
+	for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+		struct reflector *rf = &c->reflectors[k];
+
+		request_cancel(c, &rf->request);
+		rf->retry = sd_event_source_disable_unref(rf->retry);
+		rf->stale = sd_event_source_disable_unref(rf->stale);
+		rf->watching = false;
+		rf->listing = false;
+		rf->backoff_usec = 0;
+		set_string(&rf->resource_version, NULL);
+		if (rf->path)
+			reflector_run(rf);
+	}
+}
+
+/* ---- status ------------------------------------------------------------- */
+
+void kube_client_set_stale_timeout(struct kube_client *c, uint64_t usec)
+{
+	c->stale_usec = usec;
+}
+
+uint64_t kube_client_get_stale_timeout(const struct kube_client *c)
+{
+	return stale_timeout(c);
+}
+
+void kube_client_watch_info(const struct kube_client *c, enum kube_kind kind,
+			    struct kube_watch_info *ret)
+{
+	const struct reflector *rf = &c->reflectors[kind];
+
+	*ret = (struct kube_watch_info){
+		.resource = rf->path ? rf->what : NULL,
+		.listing = rf->listing,
+		.watching = rf->watching,
+		.synced = rf->synced,
+		.since_usec = rf->since_usec,
+		.last_data_usec = rf->last_data_usec,
+		.down_since_usec = rf->down_since_usec,
+		.lists = rf->lists,
+		.relists = rf->relists,
+		.watch_restarts = rf->watches > 0 ? rf->watches - 1 : 0,
+		.stale_reconnects = rf->stale_reconnects,
+	};
+}
+
+size_t kube_client_api_errors(const struct kube_client *c,
+			      struct kube_api_error_count ret[KUBE_API_ERROR_CODES])
+{
+	memcpy(ret, c->errors, c->n_errors * sizeof(c->errors[0]));
+	return c->n_errors;
 }

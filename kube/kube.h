@@ -272,5 +272,57 @@ int kube_client_new(struct sd_event *event, const struct kube_config *config,
 struct kube_client *kube_client_free(struct kube_client *c);
 /* Start discovery, then LIST+WATCH of both kinds. */
 int kube_client_start(struct kube_client *c);
+/*
+ * Other credentials or another address for the same cluster (a reload):
+ * open requests end and each kind is listed again with config. What is
+ * known stays, so the relist delivers only the objects that changed
+ * meanwhile, deletes for those that are gone, then synced(). The endpoints
+ * API found by discovery is kept. config must stay valid until the client
+ * is freed or given another one.
+ */
+void kube_client_set_config(struct kube_client *c, const struct kube_config *config);
 /* Which API the endpoints come from, e.g. "discovery.k8s.io/v1". */
 const char *kube_client_endpoints_api(const struct kube_client *c);
+
+/*
+ * Watch staleness: a watch on which nothing (event, bookmark, the
+ * response's start) has arrived for this long is dropped and opened again
+ * from the same resourceVersion. The server ends every watch after 4 to 6
+ * minutes (timeoutSeconds) and an idle cluster may send nothing else, so the
+ * default is above that. 0 restores the default.
+ */
+#define KUBE_WATCH_STALE_USEC_DEFAULT (420 * UINT64_C(1000000))
+void kube_client_set_stale_timeout(struct kube_client *c, uint64_t usec);
+uint64_t kube_client_get_stale_timeout(const struct kube_client *c);
+
+/* What one reflector is doing, for status and metrics. Times are
+ * CLOCK_MONOTONIC microseconds, 0 for never. */
+struct kube_watch_info {
+	const char *resource;      /* "Service", "EndpointSlice", "Endpoints"; NULL before discovery */
+	bool listing;              /* a LIST is in progress */
+	bool watching;             /* a WATCH is open and the server answered it */
+	bool synced;               /* a first LIST has completed */
+	uint64_t since_usec;       /* start of the current LIST or WATCH request */
+	uint64_t last_data_usec;   /* last sign of the server: event, bookmark, list page,
+				    * watch response, watch ended by the server */
+	uint64_t down_since_usec;  /* first failure of the current outage (request failed,
+				    * watch found stale), 0 while none */
+	uint64_t lists;            /* LISTs completed */
+	uint64_t relists;          /* LISTs started after the first complete one */
+	uint64_t watch_restarts;   /* WATCHes started after the first */
+	uint64_t stale_reconnects; /* watches dropped for silence */
+};
+void kube_client_watch_info(const struct kube_client *c, enum kube_kind kind,
+			    struct kube_watch_info *ret);
+
+/* Failed API requests by HTTP status: code 0 means no HTTP answer
+ * (connection refused, TLS, timeout); error events of a watch count with
+ * their code. At most KUBE_API_ERROR_CODES distinct codes are kept (the
+ * rest count under the last slot's code -1). Returns how many are set. */
+#define KUBE_API_ERROR_CODES 16
+struct kube_api_error_count {
+	long code;
+	uint64_t count;
+};
+size_t kube_client_api_errors(const struct kube_client *c,
+			      struct kube_api_error_count ret[KUBE_API_ERROR_CODES]);

@@ -22,6 +22,8 @@ struct group {
 	struct model_key *keys; /* keys reported at the last flush */
 	size_t n_keys;
 	size_t n_backends;      /* backends reported at the last flush */
+	size_t n_addresses;     /* distinct backend addresses (with a flushed callback) */
+	size_t n_addresses_before; /* ... before the flush being made */
 	bool dirty;
 	UT_hash_handle hh;
 };
@@ -50,6 +52,8 @@ struct model {
 	uint64_t flushed_trigger_usec;
 	bool no_external; /* external IPs / LB IPs not programmed */
 	char *zone;
+	model_flushed_fn flushed;
+	void *flushed_data;
 };
 
 static char *make_key(const char *ns, const char *name)
@@ -140,10 +144,13 @@ static struct group *group_get(struct model *m, const char *key, bool create)
 }
 
 /* A group that is clean and empty has nothing left to say: free it. */
-static void group_maybe_free(struct model *m, struct group *g)
+static bool group_maybe_free(struct model *m, struct group *g)
 {
-	if (!g->dirty && !g->svc && !g->sources && g->n_keys == 0)
+	if (!g->dirty && !g->svc && !g->sources && g->n_keys == 0) {
 		group_free(m, g);
+		return true;
+	}
+	return false;
 }
 
 int model_service_set(struct model *m, struct kube_service *svc)
@@ -587,6 +594,36 @@ static size_t count_backends(const struct entry_list *l)
 	return n;
 }
 
+static int ip_cmp(const void *a, const void *b)
+{
+	const struct kube_ip *x = a, *y = b;
+
+	if (x->family != y->family)
+		return x->family - y->family;
+	return memcmp(x->bytes, y->bytes, sizeof(x->bytes));
+}
+
+/* Distinct backend addresses over all entries; 0 on allocation failure. */
+static size_t count_addresses(const struct entry_list *l)
+{
+	_cleanup_(freep) struct kube_ip *v = NULL;
+	size_t n = 0, distinct = 0, total = count_backends(l);
+
+	if (total == 0 || !(v = calloc(total, sizeof(*v))))
+		return 0;
+	for (size_t i = 0; i < l->n; i++)
+		for (size_t j = 0; j < l->v[i].n_backends; j++) {
+			v[n] = (struct kube_ip){ .family = l->v[i].backends[j].addr.family };
+			memcpy(v[n].bytes, l->v[i].backends[j].addr.bytes, sizeof(v[n].bytes));
+			n++;
+		}
+	qsort(v, n, sizeof(*v), ip_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || ip_cmp(&v[i - 1], &v[i]) != 0)
+			distinct++;
+	return distinct;
+}
+
 /* Remember what was reported for g, so the next flush can say what went away. */
 static int group_commit(struct model *m, struct group *g, const struct entry_list *l)
 {
@@ -606,6 +643,10 @@ static int group_commit(struct model *m, struct group *g, const struct entry_lis
 	g->keys = keys;
 	g->n_keys = l->n;
 	g->n_backends = count_backends(l);
+	if (m->flushed) {
+		g->n_addresses_before = g->n_addresses;
+		g->n_addresses = count_addresses(l);
+	}
 	return 0;
 }
 
@@ -664,7 +705,9 @@ int model_flush_changes(struct model *m, model_change_fn fn, void *userdata)
 	if (r >= 0) {
 		for (size_t i = 0; i < n; i++) {
 			m->dirty[i]->dirty = false;
-			group_maybe_free(m, m->dirty[i]);
+			/* Left in the (now empty) dirty list for the callback below. */
+			if (group_maybe_free(m, m->dirty[i]))
+				m->dirty[i] = NULL;
 		}
 		m->n_dirty = 0;
 		m->flushed_trigger_usec = m->pending_trigger_usec;
@@ -673,6 +716,10 @@ int model_flush_changes(struct model *m, model_change_fn fn, void *userdata)
 	for (size_t i = 0; i < n; i++)
 		entry_list_clear(&lists[i]);
 	free(lists);
+	for (size_t i = 0; r >= 0 && m->flushed && i < n; i++)
+		if (m->dirty[i] && m->dirty[i]->svc)
+			m->flushed(m->dirty[i]->key, m->dirty[i]->svc, m->dirty[i]->n_addresses_before,
+				   m->dirty[i]->n_addresses, m->flushed_data);
 	return r;
 }
 
@@ -685,4 +732,74 @@ void model_get_stats(const struct model *m, struct model_stats *ret)
 		.endpoints = m->n_endpoints,
 		.newest_trigger_usec = m->flushed_trigger_usec,
 	};
+}
+
+/* ---- read-only views ---------------------------------------------------- */
+
+int model_foreach_service(const struct model *m, model_service_fn fn, void *userdata)
+{
+	const struct group *g, *t;
+
+	HASH_ITER(hh, m->groups, g, t) {
+		int r;
+
+		if (!g->svc)
+			continue;
+		r = fn(g->svc, userdata);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static const struct group *group_find(const struct model *m, const char *ns, const char *name)
+{
+	_cleanup_(freep) char *key = make_key(ns, name);
+	struct group *g = NULL;
+
+	if (key)
+		HASH_FIND_STR(m->groups, key, g);
+	return g;
+}
+
+int model_service_entries(const struct model *m, const char *ns, const char *name,
+			  model_change_fn fn, void *userdata)
+{
+	const struct group *g = group_find(m, ns, name);
+	struct entry_list l = {};
+	int r;
+
+	if (!g)
+		return 0;
+	r = group_entries(m, g, &l);
+	for (size_t i = 0; r >= 0 && i < l.n; i++) {
+		struct model_key k = { l.v[i].vip, l.v[i].protocol, l.v[i].port };
+
+		r = fn(&k, &l.v[i], userdata);
+	}
+	entry_list_clear(&l);
+	return r;
+}
+
+int model_service_slices(const struct model *m, const char *ns, const char *name,
+			 model_slice_fn fn, void *userdata)
+{
+	const struct group *g = group_find(m, ns, name);
+
+	if (!g)
+		return 0;
+	for (const struct source *s = g->sources; s; s = s->next_in_group)
+		for (size_t i = 0; i < s->n_slices; i++) {
+			int r = fn(s->slices[i], userdata);
+
+			if (r < 0)
+				return r;
+		}
+	return 0;
+}
+
+void model_set_flushed_callback(struct model *m, model_flushed_fn fn, void *userdata)
+{
+	m->flushed = fn;
+	m->flushed_data = userdata;
 }

@@ -105,3 +105,30 @@ const struct kube_service *model_service_get(const struct model *m, const char *
  */
 int model_set_external(struct model *m, bool external);
 int model_set_zone(struct model *m, const char *zone);
+
+/*
+ * Read-only views for status, explain and conflict checks; nothing here
+ * changes the model. A callback's negative return stops the walk and is
+ * returned.
+ */
+typedef int (*model_service_fn)(const struct kube_service *svc, void *userdata);
+int model_foreach_service(const struct model *m, model_service_fn fn, void *userdata);
+/* The entries Service ns/name has now, computed as a flush would (fn with
+ * entry set); 0 without calls when it is unknown or not proxied. */
+int model_service_entries(const struct model *m, const char *ns, const char *name,
+			  model_change_fn fn, void *userdata);
+/* The endpoint slices whose service-name is ns/name (also before the
+ * Service itself is known). */
+typedef int (*model_slice_fn)(const struct kube_endpoint_slice *slice, void *userdata);
+int model_service_slices(const struct model *m, const char *ns, const char *name,
+			 model_slice_fn fn, void *userdata);
+
+/*
+ * Told about every Service a successful flush reported, right after it:
+ * key "namespace/name", the Service, and the distinct endpoint addresses
+ * its entries use, before and after (deleted Services are not reported).
+ * For the log; fn must not change the model.
+ */
+typedef void (*model_flushed_fn)(const char *key, const struct kube_service *svc,
+				 size_t addresses_before, size_t addresses_after, void *userdata);
+void model_set_flushed_callback(struct model *m, model_flushed_fn fn, void *userdata);

@@ -115,11 +115,16 @@ static bool word_is(const char *w, size_t len, const char *keyword)
 	return len == strlen(keyword) && memcmp(w, keyword, len) == 0;
 }
 
+static bool line_starts_with(const char *line, size_t len, const char *start)
+{
+	size_t m = strlen(start);
+
+	return len >= m && memcmp(line, start, m) == 0;
+}
+
 static bool line_has_marker(const char *line, size_t len)
 {
-	size_t m = strlen(RESOLV_MARKER);
-
-	return len >= m && memcmp(line, RESOLV_MARKER, m) == 0;
+	return line_starts_with(line, len, RESOLV_MARKER);
 }
 
 static int parse_line(struct resolv_conf *c, const char *line, const char *end, char **ret_error,
@@ -224,7 +229,9 @@ int resolv_conf_parse(const char *text, size_t len, struct resolv_conf **ret, ch
 	return 0;
 }
 
-bool resolv_conf_is_ours(const char *text, size_t len)
+/* Does one of the comment lines before the first other line start with
+ * start? */
+static bool leading_comment_starts(const char *text, size_t len, const char *start)
 {
 	const char *p = text, *end = text + len;
 
@@ -236,11 +243,31 @@ bool resolv_conf_is_ours(const char *text, size_t len)
 			s++;
 		if (s < eol && *s != '#' && *s != ';')
 			return false;
-		if (line_has_marker(p, (size_t)(eol - p)))
+		if (line_starts_with(p, (size_t)(eol - p), start))
 			return true;
 		p = nl ? nl + 1 : end;
 	}
 	return false;
+}
+
+bool resolv_conf_is_ours(const char *text, size_t len)
+{
+	return leading_comment_starts(text, len, RESOLV_MARKER);
+}
+
+bool resolv_conf_by_networkmanager(const char *text, size_t len)
+{
+	return leading_comment_starts(text, len, RESOLV_NM_HEADER);
+}
+
+bool resolv_conf_only_nameserver(const struct resolv_conf *c, const char *address)
+{
+	if (c->n_nameservers == 0)
+		return false;
+	for (size_t i = 0; i < c->n_nameservers; i++)
+		if (!streq(c->nameservers[i], address))
+			return false;
+	return true;
 }
 
 static bool is_stub(const char *ns)
@@ -384,6 +411,48 @@ int resolv_conf_render(const struct resolv_conf *original, const struct kube_ip 
 	return 0;
 }
 
+/* ---- NetworkManager's files -------------------------------------------- */
+
+int resolv_nm_render_dnsmasq(const struct kube_ip *servers, size_t n_servers,
+			     const char *const *domains, size_t n_domains, char **ret)
+{
+	struct buf b = {};
+	char addr[INET6_ADDRSTRLEN];
+
+	if (n_servers == 0 || n_domains == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n_domains; i++)
+		if (resolv_domain_check(domains[i]) < 0)
+			return -EINVAL;
+	buf_add(&b, "%s for NetworkManager's dnsmasq: these domains go to the\n"
+		    "# cluster DNS, every other name as before. Removed when kube-annex stops\n"
+		    "# (or by `kube-annex --cleanup`); edits here are lost.\n",
+		RESOLV_MARKER);
+	for (size_t i = 0; i < n_domains; i++)
+		for (size_t j = 0; j < n_servers; j++) {
+			kube_ip_format(&servers[j], addr, sizeof(addr));
+			buf_add(&b, "server=/%s/%s\n", domains[i], addr);
+		}
+	if (b.oom) {
+		free(b.s);
+		return -ENOMEM;
+	}
+	*ret = b.s;
+	return 0;
+}
+
+int resolv_nm_render_conf(const char *dnsmasq_path, char **ret)
+{
+	*ret = strdup_printf("%s: NetworkManager runs its dnsmasq plugin, so that\n"
+			     "# the cluster domain can go to the cluster DNS (%s)\n"
+			     "# and every other name to this host's servers as before. Removed when\n"
+			     "# kube-annex stops (or by `kube-annex --cleanup`).\n"
+			     "[main]\n"
+			     "dns=dnsmasq\n",
+			     RESOLV_MARKER, dnsmasq_path);
+	return *ret ? 0 : -ENOMEM;
+}
+
 /* ---- nsswitch.conf ------------------------------------------------------ */
 
 bool resolv_nsswitch_resolve_first(const char *text, size_t len)
@@ -441,6 +510,79 @@ int resolv_domain_check(const char *domain)
 			return -EINVAL;
 		if (++label > 63)
 			return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- reverse zones -------------------------------------------------------- */
+
+/* The zone of the first "labels" octets (IPv4) or nibbles (IPv6) of a. */
+static char *reverse_zone(const struct kube_ip *a, unsigned labels)
+{
+	struct buf b = {};
+
+	for (unsigned i = labels; i > 0; i--) {
+		unsigned v = a->family == AF_INET ? a->bytes[i - 1] :
+			     (a->bytes[(i - 1) / 2] >> ((i - 1) % 2 ? 0 : 4)) & 0xf;
+
+		buf_add(&b, a->family == AF_INET ? "%u." : "%x.", v);
+	}
+	buf_add(&b, "%s", a->family == AF_INET ? "in-addr.arpa" : "ip6.arpa");
+	if (b.oom) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}
+
+int resolv_reverse_zones(const char *cidr, char ***zones, size_t *n_zones)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(cidr, '/');
+	unsigned long plen;
+	unsigned bits, step, labels, count;
+	struct kube_ip a;
+	char *end;
+
+	if (!slash || (size_t)(slash - cidr) >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, cidr, (size_t)(slash - cidr));
+	addr[slash - cidr] = 0;
+	if (kube_ip_parse(addr, &a) < 0 || !slash[1] || slash[1] == '-' || slash[1] == '+')
+		return -EINVAL;
+	errno = 0;
+	plen = strtoul(slash + 1, &end, 10);
+	bits = a.family == AF_INET ? 32 : 128;
+	if (errno || *end || plen == 0 || plen > bits)
+		return -EINVAL;
+	/* Host bits zero, as for --service-cidr everywhere else. */
+	for (unsigned i = (unsigned)plen; i < bits; i++)
+		if (a.bytes[i / 8] & (0x80 >> (i % 8)))
+			return -EINVAL;
+	/* Zones exist on label boundaries: 8 bits per label for IPv4, 4 for
+	 * IPv6; a prefix length between two boundaries takes several zones. */
+	step = a.family == AF_INET ? 8 : 4;
+	labels = ((unsigned)plen + step - 1) / step;
+	count = 1u << (labels * step - (unsigned)plen);
+	if (*n_zones + count > RESOLV_MAX_REVERSE_ZONES)
+		return -E2BIG;
+	for (unsigned i = 0; i < count; i++) {
+		struct kube_ip z = a;
+		unsigned last = labels * step - 1; /* the last bit of the zone */
+		char *zone;
+		int r;
+
+		/* i counts through the bits between the prefix and the boundary. */
+		for (unsigned bit = 0; bit < labels * step - (unsigned)plen; bit++)
+			if (i & (1u << bit))
+				z.bytes[(last - bit) / 8] |= (uint8_t)(0x80 >> ((last - bit) % 8));
+		zone = reverse_zone(&z, labels);
+		if (!zone)
+			return -ENOMEM;
+		r = strv_push(zones, n_zones, zone, strlen(zone));
+		free(zone);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

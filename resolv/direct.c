@@ -115,6 +115,22 @@ static int replace_file(const char *path, const char *data, size_t len, mode_t m
 	return rewrite_in_place(path, data, len);
 }
 
+int resolv_write_file(const char *path, const char *data, mode_t mode)
+{
+	_cleanup_(freep) char *tmp = NULL;
+	int r;
+
+	r = temp_write(path, data, strlen(data), mode, &tmp);
+	if (r < 0 || !tmp)
+		return r < 0 ? r : -ENOMEM;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		unlink(tmp);
+		return r;
+	}
+	return 0;
+}
+
 /* A copy of the directory entry path as dest: a symlink stays a symlink
  * with the same target; a file keeps content and mode. */
 static int save_copy(const char *path, const char *dest)

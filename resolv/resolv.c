@@ -10,6 +10,15 @@
  * every link's servers into /run/systemd/resolve/resolv.conf, so the
  * cluster DNS would become a resolver for all names of programs reading
  * that file: not a safe choice. direct is never picked by auto.
+ *
+ * Without resolved in the path, auto takes NetworkManager's dnsmasq when
+ * that already is the resolver (resolv.conf lists only its 127.0.0.1):
+ * adding "server=/<cluster domain>/..." to it changes nothing for other
+ * names. Turning that plugin on where NetworkManager writes resolv.conf
+ * with its default processing changes resolv.conf for every program
+ * (nameserver 127.0.0.1, which Docker does not copy into containers), so
+ * only --dns=networkmanager (or --dns=direct, which would otherwise rewrite
+ * NetworkManager's file) does that. See nm.c.
  */
 #include <arpa/inet.h>
 #include <limits.h>
@@ -27,6 +36,7 @@
 
 #define NSSWITCH_PATH "/etc/nsswitch.conf"
 #define RESOLVED_RUN_DIR "/run/systemd/resolve/"
+#define NM_NO_STUB_RESOLV_CONF "/run/NetworkManager/no-stub-resolv.conf"
 #define RETRY_MIN_USEC (1 * USEC_PER_SEC)
 #define RETRY_MAX_USEC (30 * USEC_PER_SEC)
 #define NO_SUCH_LINK_USEC (100 * USEC_PER_MSEC)
@@ -43,6 +53,10 @@ struct resolv {
 	enum resolv_mode mode; /* in effect: RESOLVED, DIRECT or OFF */
 
 	char *domain;
+	/* What goes to the cluster DNS: domain, then the reverse zones of
+	 * the Service CIDRs. */
+	char **route_domains;
+	size_t n_route_domains;
 	char *service_ns, *service_name;
 	bool fixed; /* servers given on the command line */
 	struct kube_ip servers[KUBE_MAX_IPS];
@@ -52,6 +66,7 @@ struct resolv {
 	size_t n_link_addrs;
 	sd_event_source *retry;
 	uint64_t retry_usec;
+	bool attempted; /* an attempt to apply failed (reported; retried) */
 
 	/* resolved */
 	sd_bus *bus;
@@ -67,6 +82,9 @@ struct resolv {
 	unsigned no_such_link;
 	char *applied;     /* description of what resolved has, for the log */
 
+	/* networkmanager */
+	struct resolv_nm *nm;
+
 	/* direct */
 	sd_event_source *watch_dir, *watch_file, *settle;
 	char *written;
@@ -80,11 +98,17 @@ static const char *const mode_names[_RESOLV_MODE_MAX] = {
 	[RESOLV_MODE_RESOLVED] = "resolved",
 	[RESOLV_MODE_DIRECT] = "direct",
 	[RESOLV_MODE_OFF] = "off",
+	[RESOLV_MODE_NETWORKMANAGER] = "networkmanager",
 };
 
 static const struct resolv_direct_paths direct_paths = {
 	.conf = RESOLV_CONF_PATH,
 	.backup = RESOLV_CONF_BACKUP_PATH,
+};
+
+static const struct resolv_nm_paths nm_paths = {
+	.conf = RESOLV_NM_CONF_PATH,
+	.dnsmasq = RESOLV_NM_DNSMASQ_PATH,
 };
 
 const char *resolv_mode_to_string(enum resolv_mode m)
@@ -166,6 +190,29 @@ static int split_service(const char *s, char **ret_ns, char **ret_name)
 	return 0;
 }
 
+/* The reverse zones of "CIDR[,CIDR...]" (ret NULL: only check). */
+static int reverse_zones(const char *cidrs, char ***ret, size_t *ret_n)
+{
+	_cleanup_(freep) char *copy = strdup(cidrs);
+	char **zones = NULL, *save = NULL, *tok;
+	size_t n = 0;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok && r >= 0; tok = strtok_r(NULL, ",", &save))
+		r = resolv_reverse_zones(tok, &zones, &n);
+	if (r >= 0 && ret) {
+		*ret = zones;
+		*ret_n = n;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(zones[i]);
+	free(zones);
+	return r;
+}
+
 int resolv_options_check(const struct resolv_options *o, char **ret_error)
 {
 	struct kube_ip ips[KUBE_MAX_IPS];
@@ -174,7 +221,9 @@ int resolv_options_check(const struct resolv_options *o, char **ret_error)
 
 	*ret_error = NULL;
 	if (o->mode && parse_mode(o->mode) < 0) {
-		*ret_error = strdup_printf("--dns=%s: expected auto, resolved, direct or off", o->mode);
+		*ret_error = strdup_printf("--dns=%s: expected auto, resolved, direct, "
+					   "networkmanager or off",
+					   o->mode);
 		return -EINVAL;
 	}
 	if (o->cluster_domain && resolv_domain_check(o->cluster_domain) < 0) {
@@ -192,6 +241,12 @@ int resolv_options_check(const struct resolv_options *o, char **ret_error)
 	}
 	if (o->addresses && parse_ips(o->addresses, ips, KUBE_MAX_IPS, false, &n) < 0) {
 		*ret_error = strdup_printf("--dns-address=%s: expected IP[,IP...]", o->addresses);
+		return -EINVAL;
+	}
+	if (o->service_cidrs && reverse_zones(o->service_cidrs, NULL, NULL) == -EINVAL) {
+		*ret_error = strdup_printf("--service-cidr=%s: expected CIDR[,CIDR...], networks "
+					   "with their host bits zero",
+					   o->service_cidrs);
 		return -EINVAL;
 	}
 	if (o->link_addresses &&
@@ -375,6 +430,7 @@ static void retry_later(struct resolv *r)
 {
 	uint64_t d = r->retry_usec ? r->retry_usec : RETRY_MIN_USEC;
 
+	r->attempted = true;
 	r->retry_usec = d * 2 > RETRY_MAX_USEC ? RETRY_MAX_USEC : d * 2;
 	retry_in(r, d);
 }
@@ -445,7 +501,6 @@ static int bus_attach(struct resolv *r);
 static void resolved_sync(struct resolv *r)
 {
 	struct kube_ip servers[KUBE_MAX_IPS + MAX_LINK_ADDRS];
-	const char *domains[] = { r->domain };
 	struct resolved_link_config config;
 	_cleanup_(freep) char *err = NULL;
 	size_t n = 0;
@@ -474,6 +529,7 @@ static void resolved_sync(struct resolv *r)
 		    "The DNS Service has no address of a family %s has an address of; give "
 		    "--dns-link-address an address of that family",
 		    RESOLV_LINK_NAME);
+		r->attempted = true;
 		return;
 	}
 	if (r->ifindex == 0) {
@@ -510,8 +566,8 @@ static void resolved_sync(struct resolv *r)
 		.ifindex = r->ifindex,
 		.servers = servers,
 		.n_servers = n,
-		.domains = domains,
-		.n_domains = ARRAY_SIZE(domains),
+		.domains = (const char *const *)r->route_domains,
+		.n_domains = r->n_route_domains,
 	};
 	res = resolved_apply_start(r->bus, &config, resolved_apply_done, r, &r->apply);
 	if (res < 0) {
@@ -624,6 +680,7 @@ static void direct_sync(struct resolv *r)
 		res = resolv_direct_write(&direct_paths, rendered, &err);
 	if (res < 0) {
 		say(r, LOG_ERR, "Not changing %s: %s", RESOLV_CONF_PATH, err ?: strerror(-res));
+		r->attempted = true;
 		return;
 	}
 	if (!streq_ptr(r->written, rendered)) {
@@ -729,11 +786,13 @@ static char *direct_refusal(void)
 	if (resolv_file_immutable(RESOLV_CONF_PATH))
 		return strdup_printf("%s is immutable (chattr +i); kube-annex never changes that",
 				     RESOLV_CONF_PATH);
+	/* NetworkManager not running (else networkmanager mode took over):
+	 * it rewrites the file when it starts. */
 	if (resolv_read_file(RESOLV_CONF_PATH, RESOLV_CONF_MAX_SIZE, &text, &len) >= 0 &&
-	    strstr(text, "Generated by NetworkManager"))
-		return strdup_printf("%s is written by NetworkManager, which would overwrite it: "
-				     "add the cluster DNS to NetworkManager's configuration instead "
-				     "(e.g. dnsmasq plugin: server=/<cluster domain>/<kube-dns IP>)",
+	    resolv_conf_by_networkmanager(text, len))
+		return strdup_printf("%s is written by NetworkManager, which would overwrite it "
+				     "when it runs again: start NetworkManager, and kube-annex "
+				     "configures its dnsmasq plugin instead (--dns=networkmanager)",
 				     RESOLV_CONF_PATH);
 	return NULL;
 }
@@ -750,8 +809,52 @@ static void sync_host(struct resolv *r)
 	case RESOLV_MODE_DIRECT:
 		direct_sync(r);
 		break;
+	case RESOLV_MODE_NETWORKMANAGER:
+		if (r->n_servers)
+			resolv_nm_set_servers(r->nm, r->servers, r->n_servers);
+		break;
 	default:
 		break;
+	}
+}
+
+/* networkmanager mode, if NetworkManager is the resolver and it can run;
+ * else *ret_why says why not. */
+static enum resolv_nm_verdict try_nm(struct resolv *r, bool allow_switch, char **ret_why)
+{
+	enum resolv_nm_verdict v;
+	sd_bus *bus = NULL;
+	bool switch_mode = false;
+	int res;
+
+	v = resolv_nm_detect(allow_switch, &bus, &switch_mode, ret_why);
+	if (v != RESOLV_NM_USE)
+		return v;
+	res = resolv_nm_new(r->event, bus, &nm_paths, switch_mode,
+			    (const char *const *)r->route_domains, r->n_route_domains,
+			    r->report, r->userdata, &r->nm);
+	if (res < 0) {
+		*ret_why = strdup_printf("cannot watch NetworkManager on the bus: %s",
+					 strerror(-res));
+		return RESOLV_NM_BLOCKED;
+	}
+	return RESOLV_NM_USE;
+}
+
+/* auto: NetworkManager's dnsmasq when it is the resolver; else whether to
+ * tell the operator about networkmanager mode (*ret_why) or not (NULL). */
+static bool auto_nm(struct resolv *r, char **ret_why)
+{
+	_cleanup_(freep) char *why = NULL;
+
+	switch (try_nm(r, false, &why)) {
+	case RESOLV_NM_USE:
+		return true;
+	case RESOLV_NM_BLOCKED:
+		*ret_why = TAKE_PTR(why);
+		return false;
+	default:
+		return false;
 	}
 }
 
@@ -761,7 +864,31 @@ static enum resolv_mode pick_mode(struct resolv *r, enum resolv_mode asked)
 
 	if (asked == RESOLV_MODE_OFF)
 		return RESOLV_MODE_OFF;
+	if (asked == RESOLV_MODE_NETWORKMANAGER) {
+		if (try_nm(r, true, &why) == RESOLV_NM_USE)
+			return RESOLV_MODE_NETWORKMANAGER;
+		say(r, LOG_ERR, "--dns=networkmanager: the host's DNS is left alone: %s",
+		    why ?: "?");
+		return RESOLV_MODE_OFF;
+	}
 	if (asked == RESOLV_MODE_DIRECT) {
+		switch (try_nm(r, true, &why)) {
+		case RESOLV_NM_USE:
+			say(r, LOG_NOTICE,
+			    "--dns=direct: NetworkManager writes %s; configuring its dnsmasq plugin "
+			    "instead of rewriting its file (networkmanager mode)",
+			    RESOLV_CONF_PATH);
+			return RESOLV_MODE_NETWORKMANAGER;
+		case RESOLV_NM_BLOCKED:
+			say(r, LOG_ERR,
+			    "--dns=direct: not touching the resolver: NetworkManager writes %s and "
+			    "would overwrite it, and its dnsmasq plugin cannot be used: %s",
+			    RESOLV_CONF_PATH, why ?: "?");
+			return RESOLV_MODE_OFF;
+		default:
+			why = mfree_str(why);
+			break;
+		}
 		why = direct_refusal();
 		if (why) {
 			say(r, LOG_ERR, "--dns=direct: not touching the resolver: %s", why);
@@ -774,6 +901,15 @@ static enum resolv_mode pick_mode(struct resolv *r, enum resolv_mode asked)
 			say(r, LOG_ERR, "--dns=resolved: systemd-resolved is not available (%s); "
 					"the host's DNS is left alone",
 			    err ?: "?");
+		else if (auto_nm(r, &why))
+			return RESOLV_MODE_NETWORKMANAGER;
+		else if (why)
+			say(r, LOG_NOTICE,
+			    "Cluster DNS not configured: %s. To resolve *.%s on this host, opt in "
+			    "to --dns=networkmanager (kube-annex adds the cluster domain to "
+			    "NetworkManager's dnsmasq plugin, turning it on; undone on stop); "
+			    "--dns=off silences this",
+			    why, r->domain);
 		else
 			say(r, LOG_NOTICE,
 			    "Cluster DNS not configured: systemd-resolved is not available (%s). "
@@ -786,19 +922,58 @@ static enum resolv_mode pick_mode(struct resolv *r, enum resolv_mode asked)
 	why = resolved_not_in_path();
 	rcmode = resolved_resolv_conf_mode(r->bus);
 	if (why && asked == RESOLV_MODE_AUTO) {
+		_cleanup_(freep) char *nm_why = NULL;
+
+		bus_detach(r);
+		if (auto_nm(r, &nm_why))
+			return RESOLV_MODE_NETWORKMANAGER;
 		say(r, LOG_NOTICE,
 		    "Cluster DNS not configured: systemd-resolved runs (resolv.conf mode %s) but "
 		    "is not safe to use: %s. To resolve *.%s on this host, point %s at "
 		    "../run/systemd/resolve/stub-resolv.conf (or add 'resolve' to nsswitch.conf's "
-		    "hosts: line) and restart kube-annex, or use --dns=resolved or --dns=direct "
-		    "deliberately; --dns=off silences this",
-		    rcmode ?: "unknown", why, r->domain, RESOLV_CONF_PATH);
-		bus_detach(r);
+		    "hosts: line) and restart kube-annex, or use --dns=resolved or --dns=%s "
+		    "deliberately%s%s%s; --dns=off silences this",
+		    rcmode ?: "unknown", why, r->domain, RESOLV_CONF_PATH,
+		    nm_why ? "networkmanager" : "direct", nm_why ? " (NetworkManager: " : "",
+		    nm_why ? nm_why : "", nm_why ? ")" : "");
 		return RESOLV_MODE_OFF;
 	}
 	if (why)
 		say(r, LOG_WARNING, "--dns=resolved although %s", why);
 	return RESOLV_MODE_RESOLVED;
+}
+
+/* The cluster domain, then the reverse zones of the Service CIDRs (too
+ * many: said, and left out). */
+static int route_domains(struct resolv *r, const char *service_cidrs)
+{
+	char **zones = NULL;
+	size_t n = 0;
+	int res = 0;
+
+	if (service_cidrs) {
+		res = reverse_zones(service_cidrs, &zones, &n);
+		if (res == -ENOMEM)
+			return res;
+		if (res < 0)
+			say(r, LOG_WARNING,
+			    "--service-cidr=%s: more than %u reverse zones; reverse lookups of "
+			    "ClusterIPs do not go to the cluster DNS",
+			    service_cidrs, RESOLV_MAX_REVERSE_ZONES);
+	}
+	r->route_domains = calloc(n + 1, sizeof(*r->route_domains));
+	if (!r->route_domains) {
+		for (size_t i = 0; i < n; i++)
+			free(zones[i]);
+		free(zones);
+		return -ENOMEM;
+	}
+	r->route_domains[0] = strdup(r->domain);
+	if (n)
+		memcpy(r->route_domains + 1, zones, n * sizeof(*zones));
+	free(zones);
+	r->n_route_domains = 1 + n;
+	return r->route_domains[0] ? 0 : -ENOMEM;
 }
 
 int resolv_new(sd_event *event, const struct resolv_options *o, resolv_report_fn fn,
@@ -829,6 +1004,11 @@ int resolv_new(sd_event *event, const struct resolv_options *o, resolv_report_fn
 	/* Lower case: resolved and glibc compare domains without case anyway. */
 	for (char *p = r->domain; *p; p++)
 		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	res = route_domains(r, o->service_cidrs);
+	if (res < 0) {
+		resolv_free(r);
+		return res;
+	}
 	(void)parse_ips(o->link_addresses ?: RESOLV_DEFAULT_LINK_ADDRESS, r->link_addrs,
 			MAX_LINK_ADDRS, true, &r->n_link_addrs);
 	if (o->addresses) {
@@ -846,8 +1026,11 @@ int resolv_new(sd_event *event, const struct resolv_options *o, resolv_report_fn
 		r->mode = RESOLV_MODE_OFF;
 	}
 	if (r->mode != RESOLV_MODE_OFF) {
-		say(r, LOG_INFO, "DNS mode %s%s: names in ~%s from %s", mode_names[r->mode],
+		say(r, LOG_INFO, "DNS mode %s%s: names in ~%s%s%s%s from %s", mode_names[r->mode],
 		    asked == RESOLV_MODE_AUTO ? " (auto)" : "", r->domain,
+		    r->n_route_domains > 1 ? " and the Service CIDRs' reverse zones ~" : "",
+		    r->n_route_domains > 1 ? r->route_domains[1] : "",
+		    r->n_route_domains > 2 ? ", ..." : "",
 		    r->fixed ? o->addresses : o->service ?: RESOLV_DEFAULT_SERVICE);
 		if (r->fixed)
 			sync_host(r);
@@ -859,6 +1042,21 @@ int resolv_new(sd_event *event, const struct resolv_options *o, resolv_report_fn
 enum resolv_mode resolv_get_mode(const struct resolv *r)
 {
 	return r ? r->mode : RESOLV_MODE_OFF;
+}
+
+bool resolv_settled(const struct resolv *r)
+{
+	if (!r || r->mode == RESOLV_MODE_OFF)
+		return true;
+	if (r->n_servers == 0)
+		return r->service_seen; /* not found, or without a ClusterIP: said so */
+	if (r->attempted)
+		return true;
+	if (r->mode == RESOLV_MODE_DIRECT)
+		return r->written || r->direct_gave_up;
+	if (r->mode == RESOLV_MODE_NETWORKMANAGER)
+		return resolv_nm_settled(r->nm);
+	return r->applied;
 }
 
 size_t resolv_masquerade_sources(const struct resolv *r, const struct kube_ip **ret)
@@ -936,8 +1134,10 @@ static int cleanup_all(sd_bus *bus, resolv_report_fn fn, void *userdata)
 {
 	int r = cleanup_link(bus, fn, userdata);
 	int q = cleanup_direct(fn, userdata);
+	/* Connects to NetworkManager only when it removed a file of ours. */
+	int n = resolv_nm_cleanup(NULL, &nm_paths, fn, userdata);
 
-	return r < 0 ? r : q;
+	return r < 0 ? r : q < 0 ? q : n;
 }
 
 int resolv_cleanup(resolv_report_fn fn, void *userdata)
@@ -957,6 +1157,8 @@ void resolv_stop(struct resolv *r)
 	r->watch_file = sd_event_source_disable_unref(r->watch_file);
 	if (r->mode == RESOLV_MODE_OFF)
 		return;
+	/* On its own bus connection; cleanup_all() then finds nothing left. */
+	resolv_nm_stop(r->nm);
 	/* The event loop's exit closes an attached bus: connect again then. */
 	(void)cleanup_all(r->bus && sd_bus_is_open(r->bus) > 0 ? r->bus : NULL, r->report,
 			  r->userdata);
@@ -969,6 +1171,7 @@ struct resolv *resolv_free(struct resolv *r)
 	if (!r)
 		return NULL;
 	bus_detach(r);
+	resolv_nm_free(r->nm);
 	resolv_responder_free(r->responder);
 	sd_event_source_disable_unref(r->retry);
 	sd_event_source_disable_unref(r->settle);
@@ -976,10 +1179,74 @@ struct resolv *resolv_free(struct resolv *r)
 	sd_event_source_disable_unref(r->watch_file);
 	sd_event_unref(r->event);
 	free(r->domain);
+	for (size_t i = 0; i < r->n_route_domains; i++)
+		free(r->route_domains[i]);
+	free(r->route_domains);
 	free(r->service_ns);
 	free(r->service_name);
 	free(r->applied);
 	free(r->written);
 	free(r);
 	return NULL;
+}
+
+/* ---- status ------------------------------------------------------------- */
+
+void resolv_get_status(const struct resolv *r, struct resolv_status *ret)
+{
+	*ret = (struct resolv_status){ .mode = RESOLV_MODE_OFF };
+	if (!r)
+		return;
+	*ret = (struct resolv_status){
+		.mode = r->mode,
+		.domain = r->domain,
+		.service_ns = r->service_ns,
+		.service_name = r->service_name,
+		.fixed = r->fixed,
+		.servers = r->servers,
+		.n_servers = r->n_servers,
+		.configured = r->mode == RESOLV_MODE_RESOLVED ? r->applied && r->link_up :
+			      r->mode == RESOLV_MODE_DIRECT   ? r->written && !r->direct_gave_up :
+			      r->mode == RESOLV_MODE_NETWORKMANAGER ? resolv_nm_configured(r->nm) :
+								false,
+		.link_kind = r->mode == RESOLV_MODE_RESOLVED && r->ifindex ? r->link_kind : NULL,
+		.link_addrs = r->link_addrs,
+		.n_link_addrs = r->n_link_addrs,
+	};
+}
+
+static size_t nameservers_of(const char *text, size_t len, struct kube_ip *ret, size_t max)
+{
+	_cleanup_(resolv_conf_freep) struct resolv_conf *c = NULL;
+	size_t n = 0;
+
+	if (resolv_conf_parse(text, len, &c, NULL) < 0)
+		return 0;
+	for (size_t i = 0; i < c->n_nameservers && n < max; i++) {
+		_cleanup_(freep) char *addr = strndup(c->nameservers[i],
+						      strcspn(c->nameservers[i], "%"));
+
+		if (addr && kube_ip_parse(addr, &ret[n]) >= 0)
+			n++;
+	}
+	return n;
+}
+
+size_t resolv_host_nameservers(struct kube_ip *ret, size_t max)
+{
+	_cleanup_(freep) char *text = NULL, *uplink = NULL;
+	_cleanup_(resolv_conf_freep) struct resolv_conf *c = NULL;
+	size_t len = 0;
+
+	if (resolv_direct_read_original(&direct_paths, &text, &len, NULL) < 0)
+		return 0;
+	if (resolv_conf_parse(text, len, &c, NULL) >= 0 && resolv_conf_only_stub(c) &&
+	    resolv_read_file(RESOLVED_RUN_DIR "resolv.conf", RESOLV_CONF_MAX_SIZE, &uplink,
+			     &len) >= 0)
+		return nameservers_of(uplink, len, ret, max);
+	/* NetworkManager's dnsmasq: the servers it was given are in this file. */
+	if (c && resolv_conf_only_nameserver(c, RESOLV_NM_LISTEN_ADDRESS) &&
+	    resolv_read_file(NM_NO_STUB_RESOLV_CONF, RESOLV_CONF_MAX_SIZE, &uplink, &len) >= 0)
+		return nameservers_of(uplink, len, ret, max);
+	return nameservers_of(text, strlen(text), ret, max);
 }

@@ -51,20 +51,21 @@ int resolved_ping(sd_bus *bus, char **ret_error)
 	return call_sync(bus, m, "org.freedesktop.resolve1 Ping", ret_error);
 }
 
-int resolved_check_netns(sd_bus *bus, char **ret_error)
+int resolv_bus_peer_local(sd_bus *bus, const char *name, const char *comm_prefix,
+			  const char *what, char **ret_error)
 {
 	_cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-	struct stat ours, theirs;
+	struct stat ours = {}, theirs = {};
 	char path[64], comm[32] = "";
 	pid_t pid = 0;
 	FILE *f;
 	int r;
 
-	r = sd_bus_get_name_creds(bus, R_DEST, SD_BUS_CREDS_PID, &creds);
+	r = sd_bus_get_name_creds(bus, name, SD_BUS_CREDS_PID, &creds);
 	if (r >= 0)
 		r = sd_bus_creds_get_pid(creds, &pid);
 	if (r < 0) {
-		*ret_error = strdup_printf("cannot tell which process is %s: %s", R_DEST,
+		*ret_error = strdup_printf("cannot tell which process is %s: %s", name,
 					   strerror(-r));
 		return -EREMOTE;
 	}
@@ -76,21 +77,37 @@ int resolved_check_netns(sd_bus *bus, char **ret_error)
 		fclose(f);
 	}
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	r = stat(path, &theirs) < 0 ? -errno : stat("/proc/self/ns/net", &ours);
+	if (r == -EACCES || r == -EPERM) {
+		/* ns/net needs ptrace access to the peer, another user: root
+		 * without CAP_SYS_PTRACE (the hardened unit) has none. Every
+		 * network namespace has its own inodes under /proc/PID/net/,
+		 * which needs no such access. */
+		snprintf(path, sizeof(path), "/proc/%d/net/dev", (int)pid);
+		r = stat(path, &theirs) < 0 ? -errno : stat("/proc/self/net/dev", &ours);
+	}
 	/* A PID from another PID namespace may name some other process here. */
-	if (strncmp(comm, "systemd-resolve", 15) != 0 || stat(path, &theirs) < 0 ||
-	    stat("/proc/self/ns/net", &ours) < 0) {
+	if (strncmp(comm, comm_prefix, strlen(comm_prefix)) != 0 || r < 0) {
 		*ret_error = strdup_printf("%s (PID %d on the bus) is not visible from here: it "
 					   "serves another container or namespace",
-					   R_DEST, (int)pid);
+					   name, (int)pid);
 		return -EREMOTE;
 	}
 	if (ours.st_dev != theirs.st_dev || ours.st_ino != theirs.st_ino) {
-		*ret_error = strdup_printf("systemd-resolved (PID %d) runs in another network "
-					   "namespace: its links are not ours",
-					   (int)pid);
+		*ret_error = strdup_printf("%s (PID %d) runs in another network namespace: its "
+					   "links are not ours",
+					   what, (int)pid);
 		return -EREMOTE;
 	}
-	return 0;
+	return (int)pid;
+}
+
+int resolved_check_netns(sd_bus *bus, char **ret_error)
+{
+	int r = resolv_bus_peer_local(bus, R_DEST, "systemd-resolve", "systemd-resolved",
+				      ret_error);
+
+	return r < 0 ? r : 0;
 }
 
 char *resolved_resolv_conf_mode(sd_bus *bus)

@@ -9,7 +9,8 @@ build_pkgs=(gcc make pkg-config
 	libnetfilter-conntrack-dev libsystemd-dev libmicrohttpd-dev uthash-dev)
 test_pkgs=(libcmocka-dev nftables iproute2 etcd-server golang-go rsync
 	dpkg-dev curl openssl conntrack python3 socat valgrind clang
-	debootstrap dnsmasq-base) # booted Debian root, DNS stand-ins (tests/e2e/test-dns.sh)
+	debootstrap dnsmasq-base # booted Debian root, DNS stand-ins (tests/e2e/test-dns.sh)
+	prometheus) # promtool check metrics (tests/e2e/test-operate.sh)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
@@ -20,7 +21,11 @@ analyze) want+=(clang clang-tools) ;;
 fuzz) want+=(clang libclang-rt-dev) ;;
 # make bench: the test environment plus iptables for the real kube-proxy
 bench) want+=("${test_pkgs[@]}" iptables) ;;
-*) echo "usage: $0 [build|test|analyze|fuzz|bench]" >&2; exit 2 ;;
+# make deb: debhelper (dh_installsystemd), lintian for the package check
+deb) want+=(dpkg-dev debhelper lintian) ;;
+# make rpm: Debian's rpmbuild and rpmlint
+rpm) want+=(rpm rpmlint) ;;
+*) echo "usage: $0 [build|test|analyze|fuzz|bench|deb|rpm]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -38,10 +38,13 @@
 
 KA_BOOT_CACHE=${KA_BOOT_CACHE:-/var/cache/kube-annex-test/bookworm-root}
 KA_BOOT_SUITE=bookworm
-# systemd and resolved under test; the runtime libraries of build/kube-annex;
-# tools the tests run inside (getent is in libc-bin, chattr in e2fsprogs).
+# systemd and resolved under test; the runtime libraries of build/kube-annex
+# (the Depends of its .deb, which apt then finds installed: the booted host
+# has no mirror); tools the tests run inside (getent is in libc-bin, chattr
+# in e2fsprogs).
 KA_BOOT_PACKAGES="systemd systemd-resolved dbus iproute2 nftables libc-bin netbase curl e2fsprogs
-	libcurl4 libcjson1 libyaml-0-2 libnftnl11 libmnl0 libsystemd0"
+	libcurl4 libcjson1 libyaml-0-2 libnftnl11 libmnl0 libsystemd0 libmicrohttpd12
+	libnetfilter-conntrack3 network-manager dnsmasq-base libpam-systemd"
 # Set by ka_boot_up; kept when this file is sourced again.
 KA_BOOT_PID=${KA_BOOT_PID:-}
 KA_BOOT_NAME=${KA_BOOT_NAME:-}
@@ -106,6 +109,16 @@ ka_boot_root() {
 	# A quiet, deterministic boot: no getty, a fixed machine id per copy.
 	rm -f "$tmp"/etc/systemd/system/getty.target.wants/* \
 		"$tmp"/etc/systemd/system/multi-user.target.wants/e2scrub_reap.service
+	# NetworkManager (test-dns-nm.sh; libpam-systemd satisfies its polkitd)
+	# runs only where a test enables it. udev never runs: its trigger would
+	# replay the machine's device events from inside.
+	rm -f "$tmp"/etc/systemd/system/multi-user.target.wants/NetworkManager.service \
+		"$tmp"/etc/systemd/system/network-online.target.wants/NetworkManager-wait-online.service
+	local u
+	for u in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+		systemd-udev-trigger.service systemd-udev-settle.service; do
+		ln -sf /dev/null "$tmp/etc/systemd/system/$u"
+	done
 	: >"$tmp/etc/machine-id"
 	echo "$stamp" >"$tmp/.kube-annex-root"
 	rm -rf "$KA_BOOT_CACHE"

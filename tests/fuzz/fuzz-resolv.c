@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * libFuzzer harness for resolv/'s parsers: resolv.conf (parse, render,
- * parse the rendering again), nsswitch.conf, and the fail-fast responder's
+ * parse the rendering again), nsswitch.conf, NetworkManager's header, the
+ * dnsmasq.d file for a domain from the input, and the fail-fast responder's
  * REFUSED answer to whatever arrives as a DNS query.
  */
 #include "../../lib/log.c"
@@ -25,11 +26,13 @@ static void check_conf(const char *text, size_t size)
 	assert(r == 0 || r == -EINVAL || r == -EFBIG || r == -E2BIG || r == -ENOMEM);
 	free(error);
 	(void)resolv_conf_is_ours(text, size);
+	(void)resolv_conf_by_networkmanager(text, size);
 	(void)resolv_nsswitch_resolve_first(text, size);
 	if (!c)
 		return;
 	assert(!c->ours || resolv_conf_is_ours(text, size));
 	(void)resolv_conf_only_stub(c);
+	(void)resolv_conf_only_nameserver(c, "127.0.0.1");
 	assert(kube_ip_parse("10.96.0.10", &servers[0]) == 0);
 	assert(kube_ip_parse("fd00:96::a", &servers[1]) == 0);
 	r = resolv_conf_render(c, servers, 2, "cluster.local", "/etc/resolv.conf.pre-kube-annex",
@@ -67,9 +70,64 @@ static void check_refused(const uint8_t *data, size_t size)
 	assert((reply[2] & 0x80) && (reply[3] & 0x0f) == 5);
 }
 
+/* The input's first line as the cluster domain: what passes the check
+ * gives one server line per server and nothing else. */
+static void check_nm_dnsmasq(const char *text, size_t size)
+{
+	const char *nl = memchr(text, '\n', size);
+	char domain[300], *out = NULL, line[700];
+	const char *domains[] = { domain };
+	struct kube_ip servers[2];
+	size_t len = nl ? (size_t)(nl - text) : size;
+	int r;
+
+	if (len >= sizeof(domain) || memchr(text, 0, len))
+		return;
+	memcpy(domain, text, len);
+	domain[len] = 0;
+	assert(kube_ip_parse("10.96.0.10", &servers[0]) == 0);
+	assert(kube_ip_parse("fd00:96::a", &servers[1]) == 0);
+	r = resolv_nm_render_dnsmasq(servers, 2, domains, 1, &out);
+	assert(r == -EINVAL || r == -ENOMEM || r == 0);
+	assert((r == -EINVAL) == (resolv_domain_check(domain) < 0));
+	if (r < 0)
+		return;
+	assert(resolv_conf_is_ours(out, strlen(out)));
+	snprintf(line, sizeof(line), "\nserver=/%s/10.96.0.10\nserver=/%s/fd00:96::a\n", domain,
+		 domain);
+	assert(strstr(out, line) && strlen(strstr(out, line)) == strlen(line));
+	free(out);
+}
+
+/* The input's first line as a Service CIDR: every zone is a valid domain. */
+static void check_reverse_zones(const char *text, size_t size)
+{
+	const char *nl = memchr(text, '\n', size);
+	size_t len = nl ? (size_t)(nl - text) : size, n = 0;
+	char cidr[128], **zones = NULL;
+	int r;
+
+	if (len >= sizeof(cidr) || memchr(text, 0, len))
+		return;
+	memcpy(cidr, text, len);
+	cidr[len] = 0;
+	r = resolv_reverse_zones(cidr, &zones, &n);
+	assert(r == 0 || r == -EINVAL || r == -E2BIG || r == -ENOMEM);
+	assert(r < 0 || (n >= 1 && n <= RESOLV_MAX_REVERSE_ZONES));
+	for (size_t i = 0; i < n; i++) {
+		assert(resolv_domain_check(zones[i]) == 0);
+		assert(strstr(zones[i], ".in-addr.arpa") || strstr(zones[i], ".ip6.arpa") ||
+		       streq(zones[i], "in-addr.arpa"));
+		free(zones[i]);
+	}
+	free(zones);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_conf((const char *)data, size);
+	check_nm_dnsmasq((const char *)data, size);
+	check_reverse_zones((const char *)data, size);
 	check_refused(data, size);
 	return 0;
 }

@@ -1,0 +1,666 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Health and `kube-annex status`.
+ *
+ * /healthz is 200 when the daemon has programmed the cluster once, its last
+ * sync succeeded and both watches are fresh: open and heard from within the
+ * staleness bound, or, while reconnecting, heard from within the last 30 s
+ * (or the bound, if shorter). Otherwise 503 with the first reason.
+ * Warnings (conflicts, a DNS mode that is not working, skipped objects) do
+ * not fail /healthz; `status` reports them and exits 1 ("degraded").
+ */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h> /* isfinite */
+#include <stdarg.h>
+
+#include "agent/agent.h"
+#include "agent/operate.h"
+#include "lib/log.h"
+
+/* A watch that is reconnecting counts as stale after this long without a
+ * word from the API server (at most the staleness bound). */
+#define DISCONNECTED_GRACE_USEC (30 * USEC_PER_SEC)
+
+static const char *const reason_labels[_REASON_MAX] = {
+	[REASON_EXTERNAL_NAME] = "external_name",
+	[REASON_HEADLESS] = "headless",
+	[REASON_OTHER_PROXY] = "other_proxy",
+	[REASON_NO_CLUSTER_IP] = "no_cluster_ip",
+	[REASON_ITP_LOCAL] = "internal_traffic_policy_local",
+	[REASON_NO_ENDPOINTS] = "no_endpoints",
+};
+
+static const char *const reason_texts[_REASON_MAX] = {
+	[REASON_EXTERNAL_NAME] = "ExternalName (DNS only)",
+	[REASON_HEADLESS] = "headless (DNS only)",
+	[REASON_OTHER_PROXY] = "handed to another proxy (service-proxy-name)",
+	[REASON_NO_CLUSTER_IP] = "no ClusterIP",
+	[REASON_ITP_LOCAL] = "internalTrafficPolicy Local (dropped here)",
+	[REASON_NO_ENDPOINTS] = "without usable endpoints (rejected)",
+};
+
+const char *operate_reason_label(enum operate_reason r)
+{
+	return r < _REASON_MAX ? reason_labels[r] : "none";
+}
+
+const char *operate_reason_text(enum operate_reason r)
+{
+	return r < _REASON_MAX ? reason_texts[r] : "forwarded";
+}
+
+/* Same order as model_service_skip_reason(). */
+enum operate_reason operate_service_reason(const struct kube_service *svc)
+{
+	if (svc->type == KUBE_SERVICE_EXTERNAL_NAME)
+		return REASON_EXTERNAL_NAME;
+	if (svc->headless || svc->headless_label)
+		return REASON_HEADLESS;
+	if (svc->proxy_name)
+		return REASON_OTHER_PROXY;
+	if (svc->n_cluster_ips == 0)
+		return REASON_NO_CLUSTER_IP;
+	if (svc->internal_traffic_local)
+		return REASON_ITP_LOCAL;
+	return _REASON_MAX;
+}
+
+const char *operate_format_seconds(double s, char *buf, size_t len)
+{
+	if (!isfinite(s) || s < 0)
+		snprintf(buf, len, "?");
+	else if (s < 0.001)
+		snprintf(buf, len, "%.2f ms", s * 1000);
+	else if (s < 0.01)
+		snprintf(buf, len, "%.1f ms", s * 1000);
+	else if (s < 1)
+		snprintf(buf, len, "%.0f ms", s * 1000);
+	else if (s < 60)
+		snprintf(buf, len, "%.1f s", s);
+	else if (s < 3600)
+		snprintf(buf, len, "%dm %02ds", (int)s / 60, (int)s % 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%dh %02dm", (int)s / 3600, (int)s % 3600 / 60);
+	else
+		snprintf(buf, len, "%lud %02luh", (unsigned long)s / 86400,
+			 (unsigned long)s % 86400 / 3600);
+	return buf;
+}
+
+/* ---- summary ---------------------------------------------------------------- */
+
+struct summarize {
+	struct agent *agent;
+	struct operate_summary *sum;
+	bool any_forward;
+	bool any;
+};
+
+static int entry_seen(const struct model_key *key, const struct model_entry *e, void *userdata)
+{
+	struct summarize *s = userdata;
+
+	s->any = true;
+	if (e->verdict == MODEL_FORWARD && e->n_backends > 0)
+		s->any_forward = true;
+	return 0;
+}
+
+static int summarize_service(const struct kube_service *svc, void *userdata)
+{
+	struct summarize *s = userdata;
+	enum operate_reason r = operate_service_reason(svc);
+
+	s->sum->services++;
+	if (r == _REASON_MAX) {
+		s->any = s->any_forward = false;
+		(void)model_service_entries(s->agent->model, svc->namespace, svc->name, entry_seen, s);
+		if (s->any && !s->any_forward)
+			r = REASON_NO_ENDPOINTS;
+	}
+	if (r != _REASON_MAX)
+		s->sum->reasons[r]++;
+	if (operate_service_reason(svc) == _REASON_MAX || r == REASON_ITP_LOCAL) {
+		bool fam[2] = {};
+
+		for (size_t i = 0; i < svc->n_cluster_ips; i++)
+			fam[svc->cluster_ips[i].family == AF_INET6] = true;
+		for (int f = 0; f < 2; f++)
+			s->sum->services_by_family[f] += fam[f];
+	}
+	return 0;
+}
+
+static int committed_seen(const struct model_key *key, const struct model_entry *e, void *userdata)
+{
+	struct operate_summary *sum = userdata;
+	int f = key->vip.family == AF_INET6;
+
+	sum->ports_by_family[f]++;
+	sum->endpoints_by_family[f] += e->n_backends;
+	if (e->verdict != MODEL_FORWARD || e->n_backends == 0)
+		sum->rejecting_by_family[f]++;
+	return 0;
+}
+
+int operate_summarize(struct agent *a, struct operate_summary *ret)
+{
+	struct summarize s = { .agent = a, .sum = ret };
+	struct model_stats ms;
+	int r;
+
+	*ret = (struct operate_summary){};
+	model_get_stats(a->model, &ms);
+	ret->proxied = ms.services_proxied;
+	r = model_foreach_service(a->model, summarize_service, &s);
+	if (r >= 0)
+		r = nft_foreach_committed(a->nft, committed_seen, ret);
+	return r;
+}
+
+/* ---- health ----------------------------------------------------------------- */
+
+static const char *kind_name(enum kube_kind k)
+{
+	return k == KUBE_KIND_SERVICE ? "services" : "endpoints";
+}
+
+int operate_health(struct agent *a, char *reason, size_t len)
+{
+	struct operate *op = a->operate;
+	uint64_t now = now_usec(CLOCK_MONOTONIC);
+	uint64_t stale = kube_client_get_stale_timeout(a->client);
+	uint64_t grace = stale < DISCONNECTED_GRACE_USEC ? stale : DISCONNECTED_GRACE_USEC;
+	char t[32];
+
+	for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+		struct kube_watch_info w;
+		uint64_t last, age;
+
+		kube_client_watch_info(a->client, k, &w);
+		last = w.last_data_usec ? w.last_data_usec : a->start_usec;
+		age = now > last ? now - last : 0;
+		if (!a->ready) {
+			if (!w.synced) {
+				snprintf(reason, len, "starting: the first list of %s is not complete%s%s%s",
+					 kind_name(k), op->trouble[0] ? " (last problem: " : "",
+					 op->trouble, op->trouble[0] ? ")" : "");
+				return 0;
+			}
+			continue;
+		}
+		if (w.watching && age > stale) {
+			snprintf(reason, len, "%s watch is stale: nothing from the API server for %s",
+				 w.resource ? w.resource : kind_name(k),
+				 operate_format_seconds((double)age / USEC_PER_SEC, t, sizeof(t)));
+			return 0;
+		}
+		/* Reconnecting: count from the start of the outage, so that a watch
+		 * opened again (server timeout, staleness) is not an outage. */
+		if (!w.watching && w.down_since_usec && now - w.down_since_usec > grace) {
+			snprintf(reason, len,
+				 "%s watch is stale: no answer from the API server for %s%s%s%s",
+				 w.resource ? w.resource : kind_name(k),
+				 operate_format_seconds((double)(now - w.down_since_usec) /
+							USEC_PER_SEC, t, sizeof(t)),
+				 op->trouble[0] ? " (last problem: " : "",
+				 op->trouble[0] ? op->trouble : "", op->trouble[0] ? ")" : "");
+			return 0;
+		}
+	}
+	if (!a->ready) {
+		snprintf(reason, len, "starting: the first sync has not completed");
+		return 0;
+	}
+	if (op->sync_failing) {
+		snprintf(reason, len, "the last sync failed %s ago: %s",
+			 operate_format_seconds((double)(now - op->sync_error_usec) / USEC_PER_SEC, t,
+						sizeof(t)),
+			 op->sync_error ? op->sync_error : "?");
+		return 0;
+	}
+	snprintf(reason, len, "ok");
+	return 1;
+}
+
+static void add_warning(cJSON *arr, const char *fmt, ...) _printf_(2, 3);
+
+static void add_warning(cJSON *arr, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	cJSON_AddItemToArray(arr, cJSON_CreateString(buf));
+}
+
+int operate_warnings(struct agent *a, cJSON *arr)
+{
+	struct operate *op = a->operate;
+	struct resolv_status rs;
+	size_t n0 = (size_t)cJSON_GetArraySize(arr);
+	cJSON *conflicts = conflicts_json(op->conflicts), *c;
+
+	cJSON_ArrayForEach(c, conflicts) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(c, "message");
+
+		if (cJSON_IsString(m))
+			add_warning(arr, "conflict: %s", m->valuestring);
+	}
+	cJSON_Delete(conflicts);
+	if (conflicts_more(op->conflicts))
+		add_warning(arr, "%zu more conflicts not listed", conflicts_more(op->conflicts));
+	if (conflicts_note(op->conflicts))
+		add_warning(arr, "conflict check incomplete: %s", conflicts_note(op->conflicts));
+	resolv_get_status(a->resolv, &rs);
+	/* Off because the mode asked for could not be used (auto reports that
+	 * at notice level, which is not kept: no warning then). */
+	if (rs.mode == RESOLV_MODE_OFF && op->dns_problem[0])
+		add_warning(arr, "cluster DNS is off: %s", op->dns_problem);
+	if (rs.mode != RESOLV_MODE_OFF && !rs.configured)
+		add_warning(arr, "cluster DNS (%s mode) is not in effect%s%s", resolv_mode_to_string(rs.mode),
+			    op->dns_problem[0] ? ": " : (rs.n_servers ? "" : ": the DNS Service is not known"),
+			    op->dns_problem[0] ? op->dns_problem : "");
+	if (a->bad_objects)
+		add_warning(arr, "%u API objects were skipped because they could not be decoded "
+				 "(see the log)",
+			    a->bad_objects);
+	return cJSON_GetArraySize(arr) - (int)n0;
+}
+
+/* ---- the status document ------------------------------------------------------ */
+
+static double seconds_since(uint64_t then, uint64_t now)
+{
+	return then && now > then ? (double)(now - then) / USEC_PER_SEC : 0;
+}
+
+static cJSON *watch_json(struct agent *a, enum kube_kind k, uint64_t now)
+{
+	struct kube_watch_info w;
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	kube_client_watch_info(a->client, k, &w);
+	cJSON_AddStringToObject(o, "kind", kind_name(k));
+	if (w.resource)
+		cJSON_AddStringToObject(o, "resource", w.resource);
+	cJSON_AddStringToObject(o, "state", w.watching ? "watching" :
+					    w.listing  ? "listing" :
+					    w.resource ? "reconnecting" :
+							 "discovering");
+	cJSON_AddBoolToObject(o, "synced", w.synced);
+	if (w.since_usec)
+		cJSON_AddNumberToObject(o, "since_seconds", seconds_since(w.since_usec, now));
+	if (w.last_data_usec)
+		cJSON_AddNumberToObject(o, "last_data_seconds_ago",
+					seconds_since(w.last_data_usec, now));
+	cJSON_AddNumberToObject(o, "lists", (double)w.lists);
+	cJSON_AddNumberToObject(o, "relists", (double)w.relists);
+	cJSON_AddNumberToObject(o, "watch_restarts", (double)w.watch_restarts);
+	cJSON_AddNumberToObject(o, "stale_reconnects", (double)w.stale_reconnects);
+	return o;
+}
+
+static cJSON *api_json(struct agent *a, uint64_t now)
+{
+	struct operate *op = a->operate;
+	struct kube_api_error_count errs[KUBE_API_ERROR_CODES];
+	size_t n = kube_client_api_errors(a->client, errs);
+	cJSON *o = cJSON_CreateObject(), *watches, *errors;
+	bool connected = true;
+
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "server", a->config->server);
+	cJSON_AddStringToObject(o, "kubeconfig", a->config->path);
+	cJSON_AddStringToObject(o, "context", a->config->context);
+	cJSON_AddStringToObject(o, "user", a->config->user);
+	cJSON_AddStringToObject(o, "endpoints_api", kube_client_endpoints_api(a->client));
+	watches = cJSON_AddArrayToObject(o, "watches");
+	for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+		struct kube_watch_info w;
+
+		kube_client_watch_info(a->client, k, &w);
+		connected = connected && w.watching;
+		cJSON_AddItemToArray(watches, watch_json(a, k, now));
+	}
+	cJSON_AddBoolToObject(o, "connected", connected);
+	cJSON_AddNumberToObject(o, "stale_after_seconds",
+				(double)kube_client_get_stale_timeout(a->client) / USEC_PER_SEC);
+	errors = cJSON_AddObjectToObject(o, "errors");
+	for (size_t i = 0; i < n && errors; i++) {
+		char code[24];
+
+		if (errs[i].code == 0)
+			snprintf(code, sizeof(code), "no answer");
+		else if (errs[i].code < 0)
+			snprintf(code, sizeof(code), "other");
+		else
+			snprintf(code, sizeof(code), "%ld", errs[i].code);
+		cJSON_AddNumberToObject(errors, code, (double)errs[i].count);
+	}
+	if (op->trouble[0]) {
+		cJSON *p = cJSON_AddObjectToObject(o, "last_problem");
+
+		cJSON_AddStringToObject(p, "message", op->trouble);
+		cJSON_AddNumberToObject(p, "seconds_ago", seconds_since(op->trouble_usec, now));
+	}
+	return o;
+}
+
+static cJSON *services_json(struct agent *a)
+{
+	struct operate_summary sum;
+	struct model_stats ms;
+	cJSON *o = cJSON_CreateObject(), *np;
+
+	if (!o)
+		return NULL;
+	operate_summarize(a, &sum);
+	model_get_stats(a->model, &ms);
+	cJSON_AddNumberToObject(o, "known", (double)sum.services);
+	cJSON_AddNumberToObject(o, "proxied", (double)sum.proxied);
+	np = cJSON_AddObjectToObject(o, "not_forwarded");
+	for (int r = 0; r < _REASON_MAX && np; r++)
+		if (sum.reasons[r])
+			cJSON_AddNumberToObject(np, operate_reason_label(r), (double)sum.reasons[r]);
+	cJSON_AddNumberToObject(o, "service_ports", (double)(sum.ports_by_family[0] +
+							     sum.ports_by_family[1]));
+	cJSON_AddNumberToObject(o, "endpoints", (double)(sum.endpoints_by_family[0] +
+							 sum.endpoints_by_family[1]));
+	cJSON_AddNumberToObject(o, "ipv4_services", (double)sum.services_by_family[0]);
+	cJSON_AddNumberToObject(o, "ipv6_services", (double)sum.services_by_family[1]);
+	return o;
+}
+
+static cJSON *datapath_json(struct agent *a, uint64_t now)
+{
+	struct operate *op = a->operate;
+	struct nft_stats ns;
+	cJSON *o = cJSON_CreateObject(), *last;
+
+	if (!o)
+		return NULL;
+	nft_get_stats(a->nft, &ns);
+	cJSON_AddNumberToObject(o, "service_ports", (double)ns.entries);
+	cJSON_AddNumberToObject(o, "backends", (double)ns.backends);
+	cJSON_AddNumberToObject(o, "groups", (double)ns.groups);
+	cJSON_AddNumberToObject(o, "adopted", (double)ns.adopted);
+	cJSON_AddNumberToObject(o, "commits", (double)ns.commits);
+	cJSON_AddNumberToObject(o, "syncs", (double)op->syncs);
+	cJSON_AddNumberToObject(o, "sync_failures", (double)op->sync_failures);
+	cJSON_AddNumberToObject(o, "restorations", (double)a->restorations);
+	last = cJSON_AddObjectToObject(o, "last_sync");
+	if (last && a->last_sync_usec) {
+		cJSON_AddNumberToObject(last, "seconds_ago", seconds_since(a->last_sync_usec, now));
+		cJSON_AddNumberToObject(last, "duration_seconds",
+					(double)op->last_sync_took_usec / USEC_PER_SEC);
+	}
+	if (last) {
+		cJSON_AddBoolToObject(last, "ok", !op->sync_failing);
+		if (op->sync_failing && op->sync_error)
+			cJSON_AddStringToObject(last, "error", op->sync_error);
+	}
+	return o;
+}
+
+static cJSON *ips_json(const struct kube_ip *ips, size_t n)
+{
+	cJSON *arr = cJSON_CreateArray();
+	char buf[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; i < n && arr; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(kube_ip_format(&ips[i], buf, sizeof(buf))));
+	return arr;
+}
+
+cJSON *operate_dns_json(struct agent *a)
+{
+	struct operate *op = a->operate;
+	struct resolv_status rs;
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	resolv_get_status(a->resolv, &rs);
+	cJSON_AddStringToObject(o, "mode", resolv_mode_to_string(rs.mode));
+	if (rs.mode != RESOLV_MODE_OFF) {
+		char svc[2 * KUBE_MAX_NAME_LEN + 2];
+
+		cJSON_AddStringToObject(o, "domain", rs.domain);
+		if (!rs.fixed) {
+			snprintf(svc, sizeof(svc), "%s/%s", rs.service_ns, rs.service_name);
+			cJSON_AddStringToObject(o, "service", svc);
+		}
+		cJSON_AddItemToObject(o, "servers", ips_json(rs.servers, rs.n_servers));
+		cJSON_AddBoolToObject(o, "configured", rs.configured);
+		if (rs.link_kind) {
+			cJSON_AddStringToObject(o, "link", RESOLV_LINK_NAME);
+			cJSON_AddStringToObject(o, "link_kind", rs.link_kind);
+			cJSON_AddItemToObject(o, "link_addresses",
+					      ips_json(rs.link_addrs, rs.n_link_addrs));
+		}
+	}
+	if (op->dns_problem[0]) {
+		cJSON *p = cJSON_AddObjectToObject(o, "last_problem");
+
+		cJSON_AddStringToObject(p, "message", op->dns_problem);
+		cJSON_AddNumberToObject(p, "seconds_ago",
+					seconds_since(op->dns_problem_usec, now_usec(CLOCK_MONOTONIC)));
+	}
+	return o;
+}
+
+cJSON *status_build(struct agent *a)
+{
+	struct operate *op = a->operate;
+	uint64_t now = now_usec(CLOCK_MONOTONIC);
+	cJSON *doc = cJSON_CreateObject(), *health, *warnings;
+	char reason[512];
+	int healthy;
+
+	if (!doc)
+		return NULL;
+	healthy = operate_health(a, reason, sizeof(reason));
+	cJSON_AddStringToObject(doc, "version", KUBE_ANNEX_VERSION);
+	cJSON_AddNumberToObject(doc, "pid", (double)getpid());
+	cJSON_AddNumberToObject(doc, "uptime_seconds", seconds_since(a->start_usec, now));
+	health = cJSON_AddObjectToObject(doc, "health");
+	warnings = cJSON_CreateArray();
+	if (health && warnings) {
+		int n = operate_warnings(a, warnings);
+
+		cJSON_AddStringToObject(health, "status",
+					!healthy ? "unhealthy" : n > 0 ? "degraded" : "healthy");
+		cJSON_AddNumberToObject(health, "healthz", healthy ? 200 : 503);
+		cJSON_AddStringToObject(health, "reason", reason);
+		cJSON_AddItemToObject(health, "warnings", warnings);
+	} else {
+		cJSON_Delete(warnings);
+	}
+	cJSON_AddItemToObject(doc, "api", api_json(a, now));
+	cJSON_AddItemToObject(doc, "services", services_json(a));
+	cJSON_AddItemToObject(doc, "datapath", datapath_json(a, now));
+	cJSON_AddItemToObject(doc, "dns", operate_dns_json(a));
+	cJSON_AddItemToObject(doc, "conflicts", conflicts_json(op->conflicts));
+	if (op->metrics_address)
+		cJSON_AddStringToObject(doc, "metrics", op->metrics_address);
+	else
+		cJSON_AddNullToObject(doc, "metrics");
+	return doc;
+}
+
+/* ---- text form (pure) ------------------------------------------------------------- */
+
+static const char *str(const cJSON *o, const char *key, const char *dflt)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
+static double num(const cJSON *o, const char *key, double dflt)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static bool flag(const cJSON *o, const char *key)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+static void render_watch(const cJSON *w, FILE *out)
+{
+	char t1[32], t2[32], label[40];
+	double since = num(w, "since_seconds", -1), last = num(w, "last_data_seconds_ago", -1);
+	const char *state = str(w, "state", "?");
+
+	snprintf(label, sizeof(label), "%s:", str(w, "resource", str(w, "kind", "?")));
+	fprintf(out, "  %-15s %s", label, state);
+	if (since >= 0 && (streq(state, "watching") || streq(state, "listing")))
+		fprintf(out, " for %s", operate_format_seconds(since, t1, sizeof(t1)));
+	if (last >= 0)
+		fprintf(out, ", last heard %s ago", operate_format_seconds(last, t2, sizeof(t2)));
+	else
+		fprintf(out, ", never heard from");
+	fprintf(out, " (%.0f list%s, %.0f relists, %.0f watch restarts, %.0f stale)\n",
+		num(w, "lists", 0), num(w, "lists", 0) == 1 ? "" : "s", num(w, "relists", 0),
+		num(w, "watch_restarts", 0), num(w, "stale_reconnects", 0));
+}
+
+static void render_api(const cJSON *api, FILE *out)
+{
+	const cJSON *w, *e, *p = cJSON_GetObjectItemCaseSensitive(api, "last_problem");
+	const cJSON *errors = cJSON_GetObjectItemCaseSensitive(api, "errors");
+	char t[32];
+	bool first = true;
+
+	fprintf(out, "API server:   %s (%s; context %s, user %s): %s\n", str(api, "server", "?"),
+		str(api, "kubeconfig", "?"), str(api, "context", "?"), str(api, "user", "?"),
+		flag(api, "connected") ? "connected" : "NOT connected");
+	fprintf(out, "  endpoints from %s\n", str(api, "endpoints_api", "?"));
+	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(api, "watches"))
+		render_watch(w, out);
+	fprintf(out, "  API errors:     ");
+	cJSON_ArrayForEach(e, errors) {
+		fprintf(out, "%s%s%s x%.0f", first ? "" : ", ",
+			strspn(e->string, "0123456789") == strlen(e->string) ? "HTTP " : "",
+			e->string, e->valuedouble);
+		first = false;
+	}
+	fprintf(out, "%s\n", first ? "none" : "");
+	if (p)
+		fprintf(out, "  last problem:   %s (%s ago)\n", str(p, "message", "?"),
+			operate_format_seconds(num(p, "seconds_ago", -1), t, sizeof(t)));
+}
+
+static void render_services(const cJSON *s, FILE *out)
+{
+	const cJSON *np = cJSON_GetObjectItemCaseSensitive(s, "not_forwarded"), *r;
+	bool first = true;
+
+	fprintf(out, "Services:     %.0f known, %.0f proxied (%.0f IPv4, %.0f IPv6); "
+		     "%.0f service ports, %.0f endpoints programmed\n",
+		num(s, "known", 0), num(s, "proxied", 0), num(s, "ipv4_services", 0),
+		num(s, "ipv6_services", 0), num(s, "service_ports", 0), num(s, "endpoints", 0));
+	cJSON_ArrayForEach(r, np) {
+		const char *text = r->string;
+
+		for (int i = 0; i < _REASON_MAX; i++)
+			if (streq(r->string, operate_reason_label(i)))
+				text = operate_reason_text(i);
+		fprintf(out, "%s%.0f %s", first ? "  not forwarded: " : ", ", r->valuedouble, text);
+		first = false;
+	}
+	if (!first)
+		fprintf(out, "\n");
+}
+
+static void render_datapath(const cJSON *d, FILE *out)
+{
+	const cJSON *last = cJSON_GetObjectItemCaseSensitive(d, "last_sync");
+	char t1[32], t2[32];
+
+	fprintf(out, "Datapath:     %.0f service ports, %.0f backends in %.0f groups; %.0f syncs, "
+		     "%.0f failed, %.0f self-heal restorations\n",
+		num(d, "service_ports", 0), num(d, "backends", 0), num(d, "groups", 0),
+		num(d, "syncs", 0), num(d, "sync_failures", 0), num(d, "restorations", 0));
+	if (num(last, "seconds_ago", -1) >= 0)
+		fprintf(out, "  last sync %s ago, took %s%s%s\n",
+			operate_format_seconds(num(last, "seconds_ago", -1), t1, sizeof(t1)),
+			operate_format_seconds(num(last, "duration_seconds", -1), t2, sizeof(t2)),
+			flag(last, "ok") ? "" : "; FAILING since: ",
+			flag(last, "ok") ? "" : str(last, "error", "?"));
+	else
+		fprintf(out, "  not synced yet%s%s\n", flag(last, "ok") ? "" : "; failing: ",
+			flag(last, "ok") ? "" : str(last, "error", "?"));
+}
+
+static void join_strings(const cJSON *arr, char *buf, size_t len)
+{
+	const cJSON *v;
+	size_t o = 0;
+
+	buf[0] = 0;
+	cJSON_ArrayForEach(v, arr)
+		if (cJSON_IsString(v) && o < len)
+			o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "", v->valuestring);
+}
+
+void operate_render_dns(const cJSON *d, FILE *out)
+{
+	const char *mode = str(d, "mode", "?");
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(d, "last_problem");
+	char servers[256], t[32];
+
+	join_strings(cJSON_GetObjectItemCaseSensitive(d, "servers"), servers, sizeof(servers));
+	if (streq(mode, "off"))
+		fprintf(out, "DNS:          off (the host's resolver is not touched)\n");
+	else
+		fprintf(out, "DNS:          %s: names in ~%s -> %s%s%s%s%s: %s\n", mode,
+			str(d, "domain", "?"), servers[0] ? servers : "(no server known yet)",
+			str(d, "service", NULL) ? " (" : "", str(d, "service", ""),
+			str(d, "service", NULL) ? ")" : "",
+			str(d, "link", NULL) ? " via " RESOLV_LINK_NAME : "",
+			flag(d, "configured") ? "in effect" : "NOT in effect");
+	if (p)
+		fprintf(out, "  last problem:   %s (%s ago)\n", str(p, "message", "?"),
+			operate_format_seconds(num(p, "seconds_ago", -1), t, sizeof(t)));
+}
+
+int status_render(const cJSON *doc, FILE *out)
+{
+	const cJSON *health = cJSON_GetObjectItemCaseSensitive(doc, "health"), *w;
+	const char *status = str(health, "status", "unknown");
+	int n = 0;
+	char t[32];
+
+	fprintf(out, "kube-annex %s (pid %.0f), up %s: %s", str(doc, "version", "?"),
+		num(doc, "pid", 0), operate_format_seconds(num(doc, "uptime_seconds", -1), t, sizeof(t)),
+		status);
+	if (!streq(status, "healthy") && !streq(str(health, "reason", "ok"), "ok"))
+		fprintf(out, ": %s", str(health, "reason", "?"));
+	fprintf(out, "\n");
+	render_api(cJSON_GetObjectItemCaseSensitive(doc, "api"), out);
+	render_services(cJSON_GetObjectItemCaseSensitive(doc, "services"), out);
+	render_datapath(cJSON_GetObjectItemCaseSensitive(doc, "datapath"), out);
+	operate_render_dns(cJSON_GetObjectItemCaseSensitive(doc, "dns"), out);
+	fprintf(out, "Metrics:      %s\n",
+		str(doc, "metrics", NULL) ? str(doc, "metrics", NULL) : "off");
+	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(health, "warnings")) {
+		if (!cJSON_IsString(w))
+			continue;
+		fprintf(out, "%s%s\n", n++ ? "              " : "Warnings:     ", w->valuestring);
+	}
+	if (n == 0)
+		fprintf(out, "Warnings:     none\n");
+	return streq(status, "healthy") ? OPERATE_EXIT_OK : OPERATE_EXIT_DEGRADED;
+}
