@@ -358,10 +358,10 @@ static int entry_walk(const struct model_key *k, const struct model_entry *e, vo
 		if (!same)
 			w->unprogrammed++;
 		note_in_use(w, cJSON_GetObjectItemCaseSensitive(programmed, "backends"));
-		if (cf.forwards)
-			w->forwarding++;
 		if (cf.pinned)
 			w->pinned++;
+		if (cf.forwards)
+			w->forwarding++;
 		else if (streq(v, "drop"))
 			w->dropping++;
 		else

@@ -615,7 +615,8 @@ static char *reflector_url(struct reflector *rf, bool watch)
 	if (watch) {
 		uint32_t spread = 0;
 
-		(void)getrandom(&spread, sizeof(spread), GRND_NONBLOCK);
+		if (getrandom(&spread, sizeof(spread), GRND_NONBLOCK) != sizeof(spread))
+			spread = (uint32_t)now_usec(CLOCK_MONOTONIC);
 		return strdup_printf("%s%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s"
 				     "&timeoutSeconds=%u",
 				     c->config->server, rf->path, rf->resource_version,

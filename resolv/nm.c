@@ -397,6 +397,19 @@ static int put_file(const char *path, const char *text, char **ret_error)
 	return 1;
 }
 
+static int rmdir_parent(const char *path)
+{
+	_cleanup_(freep) char *dir = NULL;
+	const char *slash = strrchr(path, '/');
+
+	if (!slash || slash == path)
+		return 0;
+	dir = strndup(path, (size_t)(slash - path));
+	if (!dir)
+		return -ENOMEM;
+	return rmdir(dir) < 0 ? -errno : 0;
+}
+
 int resolv_nm_remove_files(const struct resolv_nm_paths *p, resolv_report_fn fn, void *userdata,
 			   unsigned *ret_reload)
 {
@@ -432,6 +445,10 @@ int resolv_nm_remove_files(const struct resolv_nm_paths *p, resolv_report_fn fn,
 		/* The drop-in changes the DNS mode (CONF); dnsmasq reads its
 		 * conf-dir only when it starts (DNS_FULL). */
 		*ret_reload |= NM_RELOAD_DNS_FULL | (i == 0 ? NM_RELOAD_CONF : 0);
+		/* The per-boot directory too, when ours was all it held
+		 * (NetworkManager does not make it). */
+		if (i == 0)
+			(void)rmdir_parent(paths[i]);
 	}
 	return ret;
 }
