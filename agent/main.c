@@ -118,34 +118,30 @@ static void report_first_sync(struct agent *a, uint64_t took)
 }
 
 /*
- * Per sync: how long it took, and how long the oldest change in it waited
- * since its event arrived ("event -> kernel"). When EndpointSlices carry
+ * Per sync, into the latency histograms and the debug log: how long it
+ * took, and how long the oldest change in it waited since its event arrived ("event -> kernel"). When EndpointSlices carry
  * endpoints.kubernetes.io/last-change-trigger-time, also the time since
  * the change happened in the cluster (kube-proxy's network programming
  * latency).
  */
-static void log_sync(struct agent *a, const struct model_stats *ms, uint64_t t0)
+static void record_sync(struct agent *a, const struct model_stats *ms, uint64_t t0)
 {
 	double took = (double)(a->last_sync_usec - t0) / USEC_PER_MSEC;
-	double waited = a->first_change_usec ?
-		(double)(a->last_sync_usec - a->first_change_usec) / USEC_PER_MSEC : 0;
+	uint64_t waited = a->first_change_usec ? a->last_sync_usec - a->first_change_usec : 0;
 	uint64_t now_rt = now_usec(CLOCK_REALTIME);
+	uint64_t cluster = ms->newest_trigger_usec && ms->newest_trigger_usec < now_rt ?
+		now_rt - ms->newest_trigger_usec : 0;
+	char extra[64] = "";
 
-	if (a->ready && a->first_change_usec)
-		histogram_add(&a->event_latency,
-			      a->last_sync_usec - a->first_change_usec);
-	if (a->ready && ms->newest_trigger_usec && ms->newest_trigger_usec < now_rt)
-		histogram_add(&a->cluster_latency,
-			      now_rt - ms->newest_trigger_usec);
-	if (ms->newest_trigger_usec && ms->newest_trigger_usec < now_rt)
-		log_debug("Synced in %.3f ms, event->kernel %.3f ms, cluster change->kernel %.1f ms: "
-			  "%zu services proxied, %zu endpoints",
-			  took, waited, (double)(now_rt - ms->newest_trigger_usec) / USEC_PER_MSEC,
-			  ms->services_proxied, ms->endpoints);
-	else
-		log_debug("Synced in %.3f ms, event->kernel %.3f ms: %zu services proxied, "
-			  "%zu endpoints",
-			  took, waited, ms->services_proxied, ms->endpoints);
+	if (a->ready && waited)
+		histogram_add(&a->event_latency, waited);
+	if (a->ready && cluster)
+		histogram_add(&a->cluster_latency, cluster);
+	if (cluster)
+		snprintf(extra, sizeof(extra), ", cluster change->kernel %.1f ms",
+			 (double)cluster / USEC_PER_MSEC);
+	log_debug("Synced in %.3f ms, event->kernel %.3f ms%s: %zu services proxied, %zu endpoints",
+		  took, (double)waited / USEC_PER_MSEC, extra, ms->services_proxied, ms->endpoints);
 }
 
 static void sync_now(struct agent *a)
@@ -170,7 +166,7 @@ static void sync_now(struct agent *a)
 	a->retry_usec = 0;
 	a->last_sync_usec = now_usec(CLOCK_MONOTONIC);
 	model_get_stats(a->model, &ms);
-	log_sync(a, &ms, t0);
+	record_sync(a, &ms, t0);
 	a->first_change_usec = 0;
 	if (!a->ready)
 		report_first_sync(a, a->last_sync_usec - t0);

@@ -71,8 +71,8 @@ static inline uint64_t now_usec(clockid_t clock)
 	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / NSEC_PER_USEC;
 }
 
-/* strdup() that keeps NULL as NULL; returns -ENOMEM via *ret_r semantics are
- * left to callers: this only exists to shorten "copy if set" code. */
+/* strdup() that keeps NULL as NULL (callers tell NULL-for-unset from
+ * out-of-memory themselves); shortens "copy if set" code. */
 static inline char *strdup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
