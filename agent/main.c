@@ -119,7 +119,8 @@ static void report_first_sync(struct agent *a, uint64_t took)
 
 /*
  * Per sync, into the latency histograms and the debug log: how long it
- * took, and how long the oldest change in it waited since its event arrived ("event -> kernel"). When EndpointSlices carry
+ * took, and how long the oldest change in it waited since its event
+ * arrived ("event -> kernel"). When EndpointSlices carry
  * endpoints.kubernetes.io/last-change-trigger-time, also the time since
  * the change happened in the cluster (kube-proxy's network programming
  * latency).
