@@ -158,7 +158,7 @@ static const struct setting settings[] = {
 	  check_msec, "MS", "minimum time between two syncs (default 5)" },
 	{ "dns", NULL, 0, false, KIND_STRING, FIELD(dns_mode), check_dns_mode, "MODE",
 	  "cluster DNS on this host: auto (default; systemd-resolved\nwhen it is the resolver, "
-	  "else nothing), resolved,\ndirect (rewrite " RESOLV_CONF_PATH "), off" },
+	  "else nothing), resolved, networkmanager\n(its dnsmasq), direct (rewrite " RESOLV_CONF_PATH "), off" },
 	{ "cluster-domain", NULL, 0, false, KIND_STRING, FIELD(cluster_domain),
 	  check_cluster_domain, "DOMAIN",
 	  "names resolved by the cluster DNS (default " RESOLV_DEFAULT_DOMAIN ")" },
@@ -233,6 +233,7 @@ void config_dns_options(const struct config *c, struct resolv_options *ret)
 		.service = c->dns_service,
 		.addresses = c->dns_addresses,
 		.link_addresses = c->dns_link_addresses,
+		.service_cidrs = c->service_cidrs,
 	};
 }
 

@@ -420,7 +420,8 @@ static bool dns_options_equal(const struct resolv_options *x, const struct resol
 {
 	return streq_ptr(x->mode, y->mode) && streq_ptr(x->cluster_domain, y->cluster_domain) &&
 	       streq_ptr(x->service, y->service) && streq_ptr(x->addresses, y->addresses) &&
-	       streq_ptr(x->link_addresses, y->link_addresses);
+	       streq_ptr(x->link_addresses, y->link_addresses) &&
+	       streq_ptr(x->service_cidrs, y->service_cidrs);
 }
 
 /* service-cidr (checked by agent/config.c); a change rebuilds the tables. */

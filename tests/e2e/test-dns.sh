@@ -205,7 +205,7 @@ ok "host booted with systemd-resolved (stub), upstream $UPSTREAM_IP; cluster DNS
 
 # ---------------------------------------------------------------- resolved mode
 
-start_ka
+start_ka --service-cidr="$KA_SERVICE_CIDR,$KA_SERVICE_CIDR6"
 poll 5 '[ "$(link_dns)" = "$dns_ip" ]' || fail "kube-annex0 never got DNS server $dns_ip"
 grep -q "DNS mode resolved (auto)" <<<"$(ka_log "$unit" 2>&1)" || fail "auto did not pick resolved"
 status=$(in_host resolvectl status kube-annex0)
@@ -234,6 +234,16 @@ read -r udp1 tcp1 < <(dns_counters)
 [ "$udp1" -gt "$udp0" ] && [ "$tcp1" -eq "$tcp0" ] ||
 	fail "not plain UDP: udp $udp0->$udp1, tcp $tcp0->$tcp1 packets at the cluster DNS"
 ok "resolvectl query ${q_ms} ms, getent hosts ${g_ms} ms -> $cip; $((udp1 - udp0)) UDP, 0 TCP packets at the cluster DNS"
+
+# --service-cidr: reverse lookups of ClusterIPs go to the cluster DNS too
+# (dnsmasq's --host-record answers the PTR), other reverse zones do not.
+grep -q "~96.10.in-addr.arpa" <<<"$status" && grep -q "0.0.6.9.0.0.0.0.d.f.ip6.arpa" <<<"$status" ||
+	fail "no reverse zones of the Service CIDRs on kube-annex0:\n$status"
+in_host resolvectl flush-caches
+out=$(timed resolvectl query "$cip") || fail "reverse lookup of $cip failed: $out"
+grep -q "web.shop.svc.cluster.local" <<<"$out" || fail "reverse lookup of $cip: $out"
+grep -q "96.10.in-addr.arpa" "$KA_STATE/upstream-dns.log" && fail "a Service CIDR reverse lookup leaked to the upstream"
+ok "reverse zones ~96.10.in-addr.arpa and the IPv6 one: $cip -> web.shop.svc.cluster.local in ${out%% *} ms, via the cluster DNS"
 
 out=$(in_host curl -s --max-time 3 http://web.shop.svc.cluster.local/) || true
 [ "$out" = "pod1 8080" ] || fail "curl http://web.shop.svc.cluster.local/ answered '$out'"
