@@ -72,14 +72,7 @@ int decode_endpoint_port(const cJSON *j, const char *path, struct kube_endpoint_
 	uint64_t port = 0;
 	int r;
 
-	if (!cJSON_IsObject(j))
-		return decode_error(error, path, NULL, "not an object");
-	r = json_name(j, path, "name", true, &p->name, error);
-	if (r < 0)
-		return r;
-	if (!p->name && !(p->name = strdup("")))
-		return -ENOMEM;
-	r = json_protocol(j, path, "protocol", &p->protocol, error);
+	r = decode_port_identity(j, path, &p->name, &p->protocol, error);
 	if (r < 0)
 		return r;
 	/* Unset (or 0) is legal and means "ignore this port". */
@@ -108,9 +101,12 @@ static int decode_endpoint_ports(const cJSON *obj, const char *path, struct kube
 	s->n_ports = n; /* zeroed entries free cleanly */
 	cJSON_ArrayForEach(e, ports) {
 		decode_path(p, sizeof(p), path, "ports", i);
-		r = decode_endpoint_port(e, p, &s->ports[i++], error);
+		r = decode_endpoint_port(e, p, &s->ports[i], error);
+		if (r >= 0)
+			r = decode_unique_port_name(p, &s->ports[0].name, sizeof(s->ports[0]), i, error);
 		if (r < 0)
 			return r;
+		i++;
 	}
 	return 0;
 }

@@ -174,14 +174,7 @@ static int service_decode_port(const cJSON *j, const char *path, struct kube_ser
 	uint64_t v = 0;
 	int r;
 
-	if (!cJSON_IsObject(j))
-		return decode_error(error, path, NULL, "not an object");
-	r = json_name(j, path, "name", true, &p->name, error);
-	if (r < 0)
-		return r;
-	if (!p->name && !(p->name = strdup("")))
-		return -ENOMEM;
-	r = json_protocol(j, path, "protocol", &p->protocol, error);
+	r = decode_port_identity(j, path, &p->name, &p->protocol, error);
 	if (r < 0)
 		return r;
 	r = json_uint(j, path, "port", 1, 65535, &v, error);
@@ -196,6 +189,20 @@ static int service_decode_port(const cJSON *j, const char *path, struct kube_ser
 		return r;
 	p->node_port = (uint16_t)v;
 	return service_decode_target_port(j, path, &p->target_port, error);
+}
+
+/* The API server refuses two entries with the same port and protocol: the
+ * datapath could only keep one of them. */
+static int service_port_unique(const struct kube_service *s, const char *path, size_t i,
+			       char **error)
+{
+	const struct kube_service_port *p = &s->ports[i];
+
+	for (size_t k = 0; k < i; k++)
+		if (s->ports[k].port == p->port && s->ports[k].protocol == p->protocol)
+			return decode_error(error, path, "port", "%u/%s is also ports[%zu]", p->port,
+					    kube_protocol_name(p->protocol), k);
+	return 0;
 }
 
 static int service_decode_ports(const cJSON *spec, struct kube_service *s, char **error)
@@ -216,9 +223,15 @@ static int service_decode_ports(const cJSON *spec, struct kube_service *s, char 
 	s->n_ports = n;
 	cJSON_ArrayForEach(e, ports) {
 		decode_path(path, sizeof(path), "spec", "ports", i);
-		r = service_decode_port(e, path, &s->ports[i++], error);
+		r = service_decode_port(e, path, &s->ports[i], error);
+		if (r >= 0)
+			r = decode_unique_port_name(path, &s->ports[0].name, sizeof(s->ports[0]), i,
+						    error);
+		if (r >= 0)
+			r = service_port_unique(s, path, i, error);
 		if (r < 0)
 			return r;
+		i++;
 	}
 	return 0;
 }

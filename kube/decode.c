@@ -221,6 +221,41 @@ int json_protocol(const cJSON *obj, const char *path, const char *key, int *ret,
 	return 1;
 }
 
+int decode_port_identity(const cJSON *obj, const char *path, char **ret_name, int *ret_protocol,
+			 char **error)
+{
+	int r;
+
+	if (!cJSON_IsObject(obj))
+		return decode_error(error, path, NULL, "not an object");
+	r = json_name(obj, path, "name", true, ret_name, error);
+	if (r < 0)
+		return r;
+	if (!*ret_name && !(*ret_name = strdup("")))
+		return -ENOMEM;
+	return json_protocol(obj, path, "protocol", ret_protocol, error);
+}
+
+/* names: the first member of an array of structs `stride` bytes apart. A
+ * quadratic scan, bounded by KUBE_MAX_PORTS, and only for ports decoded. */
+int decode_unique_port_name(const char *path, char *const *names, size_t stride, size_t i,
+			    char **error)
+{
+	char q[KUBE_QUOTE_MAX + 4];
+	const char *name = *(char *const *)((const char *)names + i * stride);
+
+	for (size_t k = 0; k < i; k++) {
+		if (!streq(*(char *const *)((const char *)names + k * stride), name))
+			continue;
+		if (!*name)
+			return decode_error(error, path, "name", "not set, nor is that of ports[%zu] "
+					    "(more than one port needs names)", k);
+		return decode_error(error, path, "name", "\"%s\" is also the name of ports[%zu]",
+				    kube_quote(name, q, sizeof(q)), k);
+	}
+	return 0;
+}
+
 int decode_ip(const char *s, int family, const char *path, const char *key, struct kube_ip *ret,
 	      char **error)
 {

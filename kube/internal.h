@@ -63,6 +63,14 @@ int json_uint(const cJSON *obj, const char *path, const char *key, uint64_t min,
 	      uint64_t *ret, char **error);
 /* "TCP", "UDP", "SCTP"; unset means TCP. */
 int json_protocol(const cJSON *obj, const char *path, const char *key, int *ret, char **error);
+/* What names a port in a Service or a slice: an object with an optional
+ * "name" (unset: "", copied into *ret_name) and "protocol". */
+int decode_port_identity(const cJSON *obj, const char *path, char **ret_name, int *ret_protocol,
+			 char **error);
+/* Fails when names[i] (a port name) was already used by an earlier entry
+ * of <path>.ports; names are NULL-free. */
+int decode_unique_port_name(const char *path, char *const *names, size_t stride, size_t i,
+			    char **error);
 /* A textual address; family 0 accepts both. */
 int decode_ip(const char *s, int family, const char *path, const char *key, struct kube_ip *ret,
 	      char **error);

@@ -106,6 +106,20 @@ static void set_at(cJSON *root, const char *path, const char *json)
 	}
 }
 
+/* "[{"name": "p1", "port": 1}, ...]": n valid, distinct Service ports. */
+static char *distinct_ports(size_t n)
+{
+	char *s = malloc(n * 32 + 3), *p = s;
+
+	assert_non_null(s);
+	*p++ = '[';
+	for (size_t i = 1; i <= n; i++)
+		p += sprintf(p, "%s{\"name\":\"p%zu\",\"port\":%zu}", i > 1 ? "," : "", i, i);
+	*p++ = ']';
+	*p = '\0';
+	return s;
+}
+
 /* "[<item>, <item>, ...]" with n copies of item. */
 static char *repeat_array(const char *item, size_t n)
 {
@@ -493,6 +507,11 @@ static const struct bad_case bad_services[] = {
 	  "spec.ports[0].name: not a string" },
 	{ "service-web-dualstack.json", "spec.ports[0].name", "\"ht\\ntp\"",
 	  "spec.ports[0].name: \"ht?tp\" is not a valid name" },
+	{ "service-web-dualstack.json", "spec.ports[2].name", "\"http\"",
+	  "spec.ports[2].name: \"http\" is also the name of ports[0]" },
+	{ "service-web-dualstack.json", "spec.ports[1].port", "80",
+	  "spec.ports[1].port: 80/tcp is also ports[0]" },
+	{ "service-web-dualstack.json", "spec.ports[1].name", NULL, NULL },
 	{ "service-web-dualstack.json", "spec.ports[0]", "\"http\"", "spec.ports[0]: not an object" },
 	{ "service-web-dualstack.json", "spec.ports", "{}", "spec.ports: not an array" },
 	{ "service-web-dualstack.json", "spec.clusterIPs[1]", "\"fd00::zz\"",
@@ -592,7 +611,7 @@ static void test_service_bad_bounds(void **state)
 	cJSON_Delete(j);
 
 	j = load("service-web-dualstack.json");
-	ports = repeat_array("{\"port\": 80}", KUBE_MAX_PORTS);
+	ports = distinct_ports(KUBE_MAX_PORTS);
 	set_at(j, "spec.ports", ports);
 	assert_int_equal(kube_service_decode(j, &s, NULL), 0);
 	assert_int_equal(s->n_ports, KUBE_MAX_PORTS);
@@ -856,6 +875,8 @@ static void test_slice_variants(void **state)
 }
 
 static const struct bad_case bad_slices[] = {
+	{ "endpointslice-v1-web-ipv4.json", "ports[1].name", "\"http\"",
+	  "ports[1].name: \"http\" is also the name of ports[0]" },
 	{ "endpointslice-v1-web-ipv4.json", "endpoints[3].addresses[0]", "\"10.0.0.999\"",
 	  "endpoints[3].addresses[0]: \"10.0.0.999\" is not an IPv4 address" },
 	{ "endpointslice-v1-web-ipv4.json", "endpoints[1].addresses[0]", "\"fd00::1\"",
