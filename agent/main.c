@@ -285,13 +285,10 @@ static void on_service_upsert(void *userdata, struct kube_service *svc)
 {
 	struct agent *a = userdata;
 	const struct kube_service *old = model_service_get(a->model, svc->namespace, svc->name);
-	_cleanup_(freep) char *old_note = NULL;
-	const char *note;
+	const char *old_note = old ? model_service_note(old) : NULL;
+	const char *note = model_service_note(svc);
 
 	/* Say it once when it starts to apply, not on every update. */
-	if (old && model_service_note(old))
-		old_note = strdup(model_service_note(old));
-	note = model_service_note(svc);
 	if (note && !streq_ptr(note, old_note))
 		log_info("Service %s/%s: %s", svc->namespace, svc->name, note);
 	operate_service_upsert(a, old, svc);

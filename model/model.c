@@ -319,28 +319,44 @@ bool model_has_dirty(const struct model *m)
 	return m->n_dirty > 0;
 }
 
-const char *model_service_skip_reason(const struct kube_service *svc)
+/* Why a Service is not proxied, as a reason and as a whole note; both are
+ * literals, so callers may keep them as long as they like. */
+#define NOT_PROXIED(reason) { reason, "not proxied: " reason }
+static const struct {
+	const char *reason, *note;
+} skip_reasons[] = {
+	NOT_PROXIED("ExternalName Service (DNS only)"),
+	NOT_PROXIED("headless Service (DNS only)"),
+	NOT_PROXIED("label service.kubernetes.io/service-proxy-name hands it to another proxy"),
+	NOT_PROXIED("no ClusterIP"),
+};
+
+static int service_skip_index(const struct kube_service *svc)
 {
 	if (svc->type == KUBE_SERVICE_EXTERNAL_NAME)
-		return "ExternalName Service (DNS only)";
+		return 0;
 	if (svc->headless || svc->headless_label)
-		return "headless Service (DNS only)";
+		return 1;
 	if (svc->proxy_name)
-		return "label service.kubernetes.io/service-proxy-name hands it to another proxy";
+		return 2;
 	if (svc->n_cluster_ips == 0)
-		return "no ClusterIP";
-	return NULL;
+		return 3;
+	return -1;
+}
+
+const char *model_service_skip_reason(const struct kube_service *svc)
+{
+	int i = service_skip_index(svc);
+
+	return i < 0 ? NULL : skip_reasons[i].reason;
 }
 
 const char *model_service_note(const struct kube_service *svc)
 {
-	static char buf[160];
-	const char *why = model_service_skip_reason(svc);
+	int i = service_skip_index(svc);
 
-	if (why) {
-		snprintf(buf, sizeof(buf), "not proxied: %s", why);
-		return buf;
-	}
+	if (i >= 0)
+		return skip_reasons[i].note;
 	if (svc->internal_traffic_local)
 		return "internalTrafficPolicy Local: no endpoint is local to this host, so its "
 		       "ClusterIP traffic is dropped (as on a node without local endpoints)";

@@ -89,6 +89,7 @@ const char *model_service_skip_reason(const struct kube_service *svc);
  * What an operator should know about how this host treats svc, or NULL:
  * "not proxied: <reason>", or a policy this host cannot honour the way a
  * node would (internalTrafficPolicy Local: no endpoint is ever local here).
+ * A string literal: it stays valid after svc is gone.
  */
 const char *model_service_note(const struct kube_service *svc);
 
