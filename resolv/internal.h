@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <systemd/sd-bus.h>
+
 #include "kube/kube.h"
 #include "lib/util.h"
 #include "resolv/resolv.h"
@@ -282,3 +284,10 @@ int resolv_nm_remove_files(const struct resolv_nm_paths *p, resolv_report_fn rep
  */
 int resolv_nm_cleanup(struct sd_bus *bus, const struct resolv_nm_paths *p,
 		      resolv_report_fn report, void *userdata);
+
+/* Format a message and hand it to fn (when there is one). */
+void resolv_report(resolv_report_fn fn, void *userdata, int priority, const char *fmt, ...)
+	_printf_(4, 5);
+/* "message (org.freedesktop.Error.Name)" of a failed D-Bus call, or
+ * strerror(-r); the caller frees it. NULL without memory. */
+char *resolv_bus_error_text(const sd_bus_error *e, int r);

@@ -61,28 +61,6 @@
 #define RETRY_MIN_USEC (1 * USEC_PER_SEC)
 #define RETRY_MAX_USEC (30 * USEC_PER_SEC)
 
-static void report(resolv_report_fn fn, void *userdata, int priority, const char *fmt, ...)
-	_printf_(4, 5);
-static void report(resolv_report_fn fn, void *userdata, int priority, const char *fmt, ...)
-{
-	_cleanup_(freep) char *msg = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	if (fn && msg)
-		fn(userdata, priority, msg);
-}
-
-static char *bus_error_text(const sd_bus_error *e, int r)
-{
-	if (e && sd_bus_error_is_set(e))
-		return strdup_printf("%s (%s)", e->message ?: strerror(-r), e->name);
-	return strdup(strerror(-r));
-}
-
 static int bus_open(sd_bus **ret, char **ret_error)
 {
 	sd_bus *bus = NULL;
@@ -114,7 +92,7 @@ static int nm_running(sd_bus *bus, char **ret_error)
 	if (r >= 0)
 		r = sd_bus_message_read(reply, "b", &has);
 	if (r < 0 && ret_error) {
-		_cleanup_(freep) char *text = bus_error_text(&e, r);
+		_cleanup_(freep) char *text = resolv_bus_error_text(&e, r);
 
 		*ret_error = strdup_printf("asking the bus for %s: %s", NM_DEST, text ?: "?");
 	}
@@ -130,7 +108,7 @@ static int nm_dns_property(sd_bus *bus, const char *name, char **ret, char **ret
 
 	r = sd_bus_get_property_string(bus, NM_DEST, NM_DNS_PATH, NM_DNS_IFACE, name, &e, ret);
 	if (r < 0 && ret_error) {
-		_cleanup_(freep) char *text = bus_error_text(&e, r);
+		_cleanup_(freep) char *text = resolv_bus_error_text(&e, r);
 
 		*ret_error = strdup_printf("NetworkManager's DnsManager.%s: %s", name, text ?: "?");
 	}
@@ -430,14 +408,14 @@ int resolv_nm_remove_files(const struct resolv_nm_paths *p, resolv_report_fn fn,
 		if (!S_ISREG(st.st_mode) ||
 		    resolv_read_file(paths[i], RESOLV_CONF_MAX_SIZE, &text, &len) < 0 ||
 		    !resolv_conf_is_ours(text, len)) {
-			report(fn, userdata, LOG_NOTICE, "Left %s alone: it is not kube-annex's",
+			resolv_report(fn, userdata, LOG_NOTICE, "Left %s alone: it is not kube-annex's",
 			       paths[i]);
 			continue;
 		}
 		if (unlink(paths[i]) < 0) {
 			int e = -errno;
 
-			report(fn, userdata, LOG_ERR, "Cannot remove %s: %s", paths[i], strerror(-e));
+			resolv_report(fn, userdata, LOG_ERR, "Cannot remove %s: %s", paths[i], strerror(-e));
 			if (ret == 0)
 				ret = e;
 			continue;
@@ -477,7 +455,7 @@ static int reload_sync(sd_bus *bus, unsigned flags, char **ret_error)
 	if (r >= 0)
 		r = sd_bus_call(bus, m, RESOLV_NM_CALL_TIMEOUT_USEC, &e, NULL);
 	if (r < 0) {
-		_cleanup_(freep) char *text = bus_error_text(&e, r);
+		_cleanup_(freep) char *text = resolv_bus_error_text(&e, r);
 
 		*ret_error = strdup_printf("Reload: %s", text ?: "?");
 	}
@@ -500,20 +478,20 @@ int resolv_nm_cleanup(sd_bus *bus, const struct resolv_nm_paths *p, resolv_repor
 		bus = own;
 	q = bus ? nm_running(bus, &err) : -ENOTCONN;
 	if (q == 0)
-		report(fn, userdata, LOG_INFO,
+		resolv_report(fn, userdata, LOG_INFO,
 		       "Removed kube-annex's NetworkManager DNS files; NetworkManager is not "
 		       "running and starts without them");
 	else if (q > 0)
 		q = reload_sync(bus, flags, &err);
 	if (q < 0) {
-		report(fn, userdata, LOG_ERR,
+		resolv_report(fn, userdata, LOG_ERR,
 		       "Removed kube-annex's NetworkManager DNS files, but NetworkManager did not "
 		       "reload (%s): run 'nmcli general reload dns-full'",
 		       err ?: strerror(-q));
 		if (r == 0)
 			r = q;
 	} else if (q > 0) {
-		report(fn, userdata, LOG_INFO,
+		resolv_report(fn, userdata, LOG_INFO,
 		       "Removed kube-annex's NetworkManager DNS files (%s%s%s) and reloaded "
 		       "NetworkManager",
 		       flags & NM_RELOAD_CONF ? p->conf : "", flags & NM_RELOAD_CONF ? ", " : "",
@@ -547,7 +525,7 @@ struct resolv_nm {
 	uint64_t retry_usec;
 };
 
-#define say(nm, prio, ...) report((nm)->report, (nm)->userdata, prio, __VA_ARGS__)
+#define say(nm, prio, ...) resolv_report((nm)->report, (nm)->userdata, prio, __VA_ARGS__)
 
 static void nm_sync(struct resolv_nm *nm);
 
@@ -682,7 +660,7 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
 	}
 	if (e) {
 		int err = -sd_bus_message_get_errno(reply) ?: -EIO;
-		_cleanup_(freep) char *text = bus_error_text(e, err);
+		_cleanup_(freep) char *text = resolv_bus_error_text(e, err);
 
 		say(nm, LOG_ERR, "NetworkManager: %s: %s; retrying",
 		    was_reload ? "Reload" : "reading its DNS mode", text ?: "?");

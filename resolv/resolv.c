@@ -116,9 +116,7 @@ const char *resolv_mode_to_string(enum resolv_mode m)
 	return m < _RESOLV_MODE_MAX ? mode_names[m] : "?";
 }
 
-static void report(resolv_report_fn fn, void *userdata, int priority, const char *fmt, ...)
-	_printf_(4, 5);
-static void report(resolv_report_fn fn, void *userdata, int priority, const char *fmt, ...)
+void resolv_report(resolv_report_fn fn, void *userdata, int priority, const char *fmt, ...)
 {
 	_cleanup_(freep) char *msg = NULL;
 	va_list ap;
@@ -137,7 +135,7 @@ static char *mfree_str(char *p)
 	return NULL;
 }
 
-#define say(r, prio, ...) report((r)->report, (r)->userdata, prio, __VA_ARGS__)
+#define say(r, prio, ...) resolv_report((r)->report, (r)->userdata, prio, __VA_ARGS__)
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -986,7 +984,7 @@ int resolv_new(sd_event *event, const struct resolv_options *o, resolv_report_fn
 
 	res = resolv_options_check(o, &err);
 	if (res < 0) {
-		report(fn, userdata, LOG_ERR, "%s", err ?: "invalid DNS options");
+		resolv_report(fn, userdata, LOG_ERR, "%s", err ?: "invalid DNS options");
 		return res;
 	}
 	r = calloc(1, sizeof(*r));
@@ -1088,7 +1086,7 @@ static int cleanup_link(sd_bus *bus, resolv_report_fn fn, void *userdata)
 		err = NULL;
 		reverted = resolved_revert_link(bus, (int)ifindex, &err) >= 0;
 		if (!reverted)
-			report(fn, userdata, LOG_WARNING,
+			resolv_report(fn, userdata, LOG_WARNING,
 			       "systemd-resolved: %s; deleting %s drops its settings anyway",
 			       err ?: "?", RESOLV_LINK_NAME);
 	}
@@ -1098,11 +1096,11 @@ static int cleanup_link(sd_bus *bus, resolv_report_fn fn, void *userdata)
 	/* Deleting the link drops whatever resolved still keeps for it. */
 	r = resolv_link_delete(RESOLV_LINK_NAME, &err);
 	if (r < 0) {
-		report(fn, userdata, LOG_ERR, "Cannot delete link %s: %s", RESOLV_LINK_NAME,
+		resolv_report(fn, userdata, LOG_ERR, "Cannot delete link %s: %s", RESOLV_LINK_NAME,
 		       err ?: strerror(-r));
 		return r;
 	}
-	report(fn, userdata, LOG_INFO, "Deleted link %s%s", RESOLV_LINK_NAME,
+	resolv_report(fn, userdata, LOG_INFO, "Deleted link %s%s", RESOLV_LINK_NAME,
 	       reverted ? " (systemd-resolved's settings for it reverted first)" : "");
 	return 0;
 }
@@ -1115,15 +1113,15 @@ static int cleanup_direct(resolv_report_fn fn, void *userdata)
 
 	r = resolv_direct_restore(&direct_paths, &restored, &err);
 	if (r < 0) {
-		report(fn, userdata, LOG_ERR, "Cannot restore %s: %s", RESOLV_CONF_PATH,
+		resolv_report(fn, userdata, LOG_ERR, "Cannot restore %s: %s", RESOLV_CONF_PATH,
 		       err ?: strerror(-r));
 		return r;
 	}
 	if (restored)
-		report(fn, userdata, LOG_INFO, "Restored %s from %s", RESOLV_CONF_PATH,
+		resolv_report(fn, userdata, LOG_INFO, "Restored %s from %s", RESOLV_CONF_PATH,
 		       RESOLV_CONF_BACKUP_PATH);
 	else if (had_backup)
-		report(fn, userdata, LOG_NOTICE,
+		resolv_report(fn, userdata, LOG_NOTICE,
 		       "%s was rewritten by another program since kube-annex changed it: kept "
 		       "it, removed the stale %s",
 		       RESOLV_CONF_PATH, RESOLV_CONF_BACKUP_PATH);

@@ -17,7 +17,7 @@
 #define R_NO_SUCH_LINK "org.freedesktop.resolve1.NoSuchLink"
 
 
-static char *bus_error_text(const sd_bus_error *e, int r)
+char *resolv_bus_error_text(const sd_bus_error *e, int r)
 {
 	if (e && sd_bus_error_is_set(e))
 		return strdup_printf("%s (%s)", e->message ?: strerror(-r), e->name);
@@ -31,7 +31,7 @@ static int call_sync(sd_bus *bus, sd_bus_message *m, const char *what, char **re
 
 	r = sd_bus_call(bus, m, RESOLVED_CALL_TIMEOUT_USEC, &e, NULL);
 	if (r < 0 && ret_error) {
-		_cleanup_(freep) char *text = bus_error_text(&e, r);
+		_cleanup_(freep) char *text = resolv_bus_error_text(&e, r);
 
 		*ret_error = strdup_printf("%s: %s", what, text ?: "?");
 	}
@@ -297,7 +297,7 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
 				  sd_bus_error_has_name(e, SD_BUS_ERROR_UNKNOWN_METHOD));
 
 		if (!tolerable) {
-			_cleanup_(freep) char *text = bus_error_text(e, r);
+			_cleanup_(freep) char *text = resolv_bus_error_text(e, r);
 			_cleanup_(freep) char *msg = strdup_printf("%s: %s", steps[a->step].method,
 								   text ?: "?");
 
