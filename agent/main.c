@@ -476,7 +476,7 @@ static int dns_restart(struct agent *a)
  * they are meanwhile: the model keeps every object, and only differences
  * reach the kernel. Nothing changes when either file is invalid.
  */
-static void reload(struct agent *a, pid_t sender)
+static void reload(struct agent *a, const struct signalfd_siginfo *si)
 {
 	_cleanup_(config_freep) struct config *c = NULL;
 	_cleanup_(freep) char *path = NULL, *kpath = NULL, *note = NULL, *error = NULL;
@@ -497,11 +497,11 @@ static void reload(struct agent *a, pid_t sender)
 		log_error("Reload failed, keeping the running configuration: %s",
 			  error ? error : strerror(-r));
 		service_warn(a, "the last reload failed (see the journal)");
-		service_reload_ack(sender, false);
+		service_reload_ack((pid_t)si->ssi_pid, si->ssi_code, si->ssi_int, false);
 		return;
 	}
 	service_reload_begin(a);
-	service_reload_ack(sender, true);
+	service_reload_ack((pid_t)si->ssi_pid, si->ssi_code, si->ssi_int, true);
 	service_warn(a, NULL);
 	if (note)
 		log_notice("%s", note);
@@ -531,7 +531,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	struct agent *a = userdata;
 
 	if (si->ssi_signo == SIGHUP) {
-		reload(a, (pid_t)si->ssi_pid);
+		reload(a, si);
 		return 0;
 	}
 	log_info("Received %s, exiting", strsignal((int)si->ssi_signo));

@@ -272,10 +272,12 @@ void service_reload_begin(struct agent *a)
 	sd_event_source_set_enabled(s->waiting, SD_EVENT_ON);
 }
 
-void service_reload_ack(pid_t sender, bool ok)
+void service_reload_ack(pid_t sender, int code, int value, bool ok)
 {
 	_cleanup_(freep) char *ours = NULL, *theirs = NULL;
 
+	if (code != SI_QUEUE || value != SERVICE_RELOAD_ASK)
+		return;
 	if (sender <= 0 || sender == getpid() || sd_pid_get_cgroup(0, &ours) < 0 ||
 	    sd_pid_get_cgroup(sender, &theirs) < 0 || !streq(ours, theirs))
 		return;
@@ -300,7 +302,7 @@ int service_reload_main(const char *pid_text)
 	sigaddset(&mask, SIGUSR1);
 	sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	if (kill((pid_t)pid, SIGHUP) < 0) {
+	if (sigqueue((pid_t)pid, SIGHUP, (union sigval){ .sival_int = SERVICE_RELOAD_ASK }) < 0) {
 		log_error("Cannot signal kube-annex (PID %ld): %s", pid, strerror(errno));
 		return 1;
 	}

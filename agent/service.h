@@ -46,10 +46,13 @@ void service_reload_begin(struct agent *a);
 /*
  * Tell the sender of a SIGHUP that the reload has started (ok: RELOADING=1
  * is sent; SIGUSR1) or failed (SIGUSR2), when the sender is
- * `kube-annex --reload`, i.e. a process of this service's own cgroup
- * (ExecReload=). A SIGHUP from anyone else gets no answer.
+ * `kube-annex --reload` (it queues the signal with SERVICE_RELOAD_ASK) in
+ * this service's own cgroup (ExecReload=). Anyone else's SIGHUP - a plain
+ * `kill -HUP` from a shell, whose default action for SIGUSR1 is to die -
+ * gets no answer.
  */
-void service_reload_ack(pid_t sender, bool ok);
+#define SERVICE_RELOAD_ASK 0x6b61 /* "ka" */
+void service_reload_ack(pid_t sender, int code, int value, bool ok);
 /* `kube-annex --reload PID`: SIGHUP to PID, then wait for its answer.
  * Returns the exit code (0 started, 1 failed or no answer). */
 int service_reload_main(const char *pid);
