@@ -154,6 +154,9 @@ static const struct setting settings[] = {
 	{ "service-cidr", NULL, 0, false, KIND_LIST, FIELD(service_cidrs), check_service_cidr,
 	  "CIDR[,CIDR]", "the cluster's Service CIDR(s): drop connections to\naddresses in them "
 	  "that no Service has" },
+	{ "gateway", NULL, 0, false, KIND_BOOL, FIELD(gateway), NULL, NULL,
+	  "also DNAT and masquerade connections that other\nmachines route through this host "
+	  "to Services (the\nhost must forward; kube-annex sets no sysctl)" },
 	{ "min-sync-interval", NULL, 0, false, KIND_MSEC, FIELD(min_sync_interval_usec),
 	  check_msec, "MS", "minimum time between two syncs (default 5)" },
 	{ "dns", NULL, 0, false, KIND_STRING, FIELD(dns_mode), check_dns_mode, "MODE",

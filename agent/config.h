@@ -7,6 +7,7 @@
  *
  *     --min-sync-interval 10        min-sync-interval: 10
  *     --no-external-ips             external-ips: false
+ *     --gateway                     gateway: true
  *     --dns-address 10.96.0.10      dns-address: [10.96.0.10]
  *
  * Defaults, then the file (/etc/kube-annex/config.yaml, or --config), then
@@ -39,6 +40,7 @@ struct config {
 	char *zone;            /* NULL: none */
 	bool external_ips;
 	char *service_cidrs;   /* "CIDR[,CIDR...]"; NULL: none */
+	bool gateway;          /* also for traffic routed through this host */
 	bool verbose;
 	/* cluster DNS on the host; NULL means resolv/'s default */
 	char *dns_mode;

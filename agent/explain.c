@@ -532,6 +532,9 @@ static cJSON *explain_service(struct agent *a, const struct kube_service *svc,
 
 	if (!o)
 		return NULL;
+	/* Who the entries serve: this host, and in gateway mode the machines
+	 * that route through it. */
+	cJSON_AddBoolToObject(o, "gateway", nft_get_gateway(a->nft));
 	w.entries = cJSON_AddArrayToObject(o, "entries");
 	r = model_service_entries(a->model, svc->namespace, svc->name, entry_walk, &w);
 	if (w.n_entries > MAX_LISTED)
@@ -1057,7 +1060,9 @@ static void render_service(const cJSON *s, const char *in, FILE *out)
 		const char *addr = s_(x, "address", "?");
 
 		if (first)
-			fprintf(out, "%s  Datapath (desired -> programmed in nftables):\n", in);
+			fprintf(out, "%s  Datapath (desired -> programmed in nftables%s):\n", in,
+				b_(s, "gateway") ? "; gateway mode: also for machines routing "
+						   "through this host" : "");
 		first = false;
 		fprintf(out, strchr(addr, ':') ? "%s    [%s]:%.0f/%s" : "%s    %s:%.0f/%s", in, addr,
 			n_(x, "port", 0), s_(x, "protocol", "?"));

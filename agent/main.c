@@ -44,6 +44,7 @@ static struct resolv_options arg_dns; /* dns, cluster-domain, dns-* */
 static uint64_t arg_min_sync_interval_usec = 5 * USEC_PER_MSEC;
 static const char *arg_zone;
 static bool arg_external_ips = true;
+static bool arg_gateway;
 
 /* Takes c and path. */
 static void use_config(struct config *c, char *path)
@@ -57,6 +58,7 @@ static void use_config(struct config *c, char *path)
 	arg_min_sync_interval_usec = c->min_sync_interval_usec;
 	arg_zone = c->zone;
 	arg_external_ips = c->external_ips;
+	arg_gateway = c->gateway;
 	log_set_max_level(c->verbose ? LOG_DEBUG : LOG_INFO);
 }
 
@@ -438,6 +440,35 @@ static int set_service_cidrs(struct agent *a)
 	return r;
 }
 
+/*
+ * gateway: a change rebuilds the tables. Forwarding is the host's own
+ * setting: kube-annex never writes the sysctls, it says when they make
+ * gateway mode useless. Warned at start and at each reload.
+ */
+static void set_gateway(struct agent *a)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+
+	nft_set_gateway(a->nft, arg_gateway);
+	if (nft_pending(a->nft))
+		model_mark_all_dirty(a->model);
+	if (!arg_gateway)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
+		const char *family = families[i] == AF_INET ? "IPv4" : "IPv6", *sysctl;
+		int r = operate_forwarding(families[i], &sysctl);
+
+		if (r == 0)
+			log_warning("Gateway mode is on, but this host does not forward %s (%s = 0): "
+				    "other machines' connections to %s Services are dropped. "
+				    "kube-annex does not change sysctls; set %s = 1 if this host "
+				    "is to be their gateway",
+				    family, sysctl, family, sysctl);
+		else if (r < 0 && r != -ENOENT)
+			log_warning("Gateway mode: cannot read %s: %s", sysctl, strerror(-r));
+	}
+}
+
 /* The DNS settings changed: undo the old ones, set up the new ones with the
  * DNS Service the model already has. The datapath is rebuilt in one
  * transaction if the masqueraded link addresses change. */
@@ -518,6 +549,7 @@ static void reload(struct agent *a, const struct signalfd_siginfo *si)
 	if (model_set_zone(a->model, arg_zone) < 0 ||
 	    model_set_external(a->model, arg_external_ips) < 0 || set_service_cidrs(a) < 0)
 		log_error("Out of memory applying the new settings");
+	set_gateway(a);
 	if (dns_changed && (r = dns_restart(a)) < 0)
 		log_error("Failed to apply the new DNS settings: %s", strerror(-r));
 	kube_client_set_config(a->client, kc);
@@ -578,6 +610,7 @@ static int agent_init(struct agent *a)
 	    (r = model_set_external(a->model, arg_external_ips)) < 0 || (r = nft_new(&a->nft)) < 0 ||
 	    (r = set_service_cidrs(a)) < 0 || (r = monitor_init(a)) < 0)
 		return r;
+	set_gateway(a);
 	r = dns_init(a);
 	if (r < 0)
 		return r;

@@ -7,6 +7,7 @@
  * the initial list, whose progress is logged instead when it takes long.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -21,6 +22,32 @@
 #define LOG_WINDOW_USEC (10 * USEC_PER_SEC)
 #define LOG_LINES_PER_WINDOW 50u
 #define PROGRESS_INTERVAL_USEC (2 * USEC_PER_SEC)
+
+/* ---- gateway mode: does the host forward? ------------------------------- */
+
+int operate_forwarding(int family, const char **ret_sysctl)
+{
+	static const char *const names[] = { "net.ipv4.ip_forward",
+					     "net.ipv6.conf.all.forwarding" };
+	static const char *const paths[] = { "/proc/sys/net/ipv4/ip_forward",
+					     "/proc/sys/net/ipv6/conf/all/forwarding" };
+	int i = family == AF_INET6;
+	_cleanup_(closep) int fd = -1;
+	char buf[16];
+	ssize_t n;
+
+	*ret_sysctl = names[i];
+	fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	if (n == 0 || buf[0] < '0' || buf[0] > '9')
+		return -EBADMSG;
+	return buf[0] != '0';
+}
 
 /* ---- structured log ------------------------------------------------------- */
 

@@ -110,6 +110,14 @@ void operate_endpoints_upsert(struct agent *a);
 void operate_trouble(struct agent *a, const char *what);
 void operate_dns_report(struct agent *a, int priority, const char *message);
 
+/*
+ * Gateway mode needs the host to forward: whether this network namespace
+ * forwards family (AF_INET or AF_INET6) read from its sysctl, whose name
+ * goes to *ret_sysctl. 1 on, 0 off, -errno when it cannot be read
+ * (-ENOENT: no IPv6). Only read, never written.
+ */
+int operate_forwarding(int family, const char **ret_sysctl);
+
 /* ---- shared by agent/ operate files -------------------------------------- */
 
 /*

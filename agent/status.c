@@ -238,6 +238,25 @@ static void add_warning(cJSON *arr, const char *fmt, ...)
 	cJSON_AddItemToArray(arr, cJSON_CreateString(buf));
 }
 
+/* Gateway mode for a family the host does not forward, when there are
+ * Services of that family: other machines cannot reach them. */
+static void gateway_warnings(struct agent *a, cJSON *arr)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	struct operate_summary sum;
+
+	if (!nft_get_gateway(a->nft) || operate_summarize(a, &sum) < 0)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
+		const char *family = i == 0 ? "IPv4" : "IPv6", *sysctl;
+
+		if (sum.services_by_family[i] && operate_forwarding(families[i], &sysctl) == 0)
+			add_warning(arr, "gateway mode: this host does not forward %s (%s = 0): "
+					 "other machines cannot reach the %zu %s Services through it",
+				    family, sysctl, sum.services_by_family[i], family);
+	}
+}
+
 int operate_warnings(struct agent *a, cJSON *arr)
 {
 	struct operate *op = a->operate;
@@ -256,6 +275,7 @@ int operate_warnings(struct agent *a, cJSON *arr)
 		add_warning(arr, "%zu more conflicts not listed", conflicts_more(op->conflicts));
 	if (conflicts_note(op->conflicts))
 		add_warning(arr, "conflict check incomplete: %s", conflicts_note(op->conflicts));
+	gateway_warnings(a, arr);
 	resolv_get_status(a->resolv, &rs);
 	/* Off because the mode asked for could not be used (auto reports that
 	 * at notice level, which is not kept: no warning then). */
@@ -379,6 +399,29 @@ static cJSON *services_json(struct agent *a)
 	return o;
 }
 
+/* Gateway mode, and whether the host forwards each family (null: unknown,
+ * e.g. no IPv6): it is the host's setting, not ours. */
+static cJSON *gateway_json(struct agent *a)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	static const char *const keys[] = { "ipv4_forwarding", "ipv6_forwarding" };
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	cJSON_AddBoolToObject(o, "enabled", nft_get_gateway(a->nft));
+	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
+		const char *sysctl;
+		int r = operate_forwarding(families[i], &sysctl);
+
+		if (r < 0)
+			cJSON_AddNullToObject(o, keys[i]);
+		else
+			cJSON_AddBoolToObject(o, keys[i], r > 0);
+	}
+	return o;
+}
+
 static cJSON *datapath_json(struct agent *a, uint64_t now)
 {
 	struct operate *op = a->operate;
@@ -396,6 +439,7 @@ static cJSON *datapath_json(struct agent *a, uint64_t now)
 	cJSON_AddNumberToObject(o, "syncs", (double)op->syncs);
 	cJSON_AddNumberToObject(o, "sync_failures", (double)op->sync_failures);
 	cJSON_AddNumberToObject(o, "restorations", (double)a->restorations);
+	cJSON_AddItemToObject(o, "gateway", gateway_json(a));
 	last = cJSON_AddObjectToObject(o, "last_sync");
 	if (last && a->last_sync_usec) {
 		cJSON_AddNumberToObject(last, "seconds_ago", seconds_since(a->last_sync_usec, now));
@@ -584,6 +628,31 @@ static void render_services(const cJSON *s, FILE *out)
 		fprintf(out, "\n");
 }
 
+/* "  gateway mode: on (this host forwards IPv4, NOT IPv6)" */
+static void render_gateway(const cJSON *g, FILE *out)
+{
+	static const char *const keys[] = { "ipv4_forwarding", "ipv6_forwarding" };
+	static const char *const names[] = { "IPv4", "IPv6" };
+	const char *sep = " (this host forwards ";
+
+	if (!g)
+		return;
+	if (!flag(g, "enabled")) {
+		fprintf(out, "  gateway mode: off (this host's own connections only)\n");
+		return;
+	}
+	fprintf(out, "  gateway mode: on, also for connections routed through this host");
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(g, keys[i]);
+
+		if (!cJSON_IsBool(v))
+			continue;
+		fprintf(out, "%s%s%s", sep, cJSON_IsTrue(v) ? "" : "NOT ", names[i]);
+		sep = ", ";
+	}
+	fprintf(out, "%s\n", sep[0] == ',' ? ")" : "");
+}
+
 static void render_datapath(const cJSON *d, FILE *out)
 {
 	const cJSON *last = cJSON_GetObjectItemCaseSensitive(d, "last_sync");
@@ -602,6 +671,7 @@ static void render_datapath(const cJSON *d, FILE *out)
 	else
 		fprintf(out, "  not synced yet%s%s\n", flag(last, "ok") ? "" : "; failing: ",
 			flag(last, "ok") ? "" : str(last, "error", "?"));
+	render_gateway(cJSON_GetObjectItemCaseSensitive(d, "gateway"), out);
 }
 
 static void join_strings(const cJSON *arr, char *buf, size_t len)

@@ -168,9 +168,11 @@ int nft_rs_table_delete(struct nft_batch *b, enum nft_family f);
  * of the family's service CIDRs. */
 int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway,
 		const struct nft_cidr *cidrs, size_t n_cidrs);
-/* Chain nat-postrouting: "<family> saddr <addr> ct status dnat masquerade"
- * (addr: 4 or 16 bytes by family), for resolv/'s DNS link. */
-int nft_rs_masquerade(struct nft_batch *b, enum nft_family f, const uint8_t *addr);
+/* Chain nat-postrouting, if there is anything to masquerade after DNAT:
+ * connections from resolv/'s DNS link address (link_addr, 4 or 16 bytes by
+ * family; NULL: none), and for a gateway those routed through the host. */
+int nft_rs_postrouting(struct nft_batch *b, enum nft_family f, bool gateway,
+		       const uint8_t *link_addr);
 /* A group's objects (enum nft_group_kind): LB n: map backends-n and chain
  * lb-n with its dnat rule; SLOT n: map endpoint-n and set
  * endpoint-n-clients; AFFINITY n, timeout: chain affinity-n-timeout with

@@ -980,8 +980,8 @@ static int emit_skeleton(struct nft_batch *b, enum nft_family f, void *userdata)
 	r = nft_rs_table_replace(b, f);
 	if (r >= 0)
 		r = nft_rs_base(b, f, n->gateway, n->cidrs, n->n_cidrs);
-	if (r >= 0 && n->masq[f])
-		r = nft_rs_masquerade(b, f, n->masq_addr[f]);
+	if (r >= 0)
+		r = nft_rs_postrouting(b, f, n->gateway, n->masq[f] ? n->masq_addr[f] : NULL);
 	return r;
 }
 
@@ -1628,6 +1628,11 @@ void nft_set_gateway(struct nft *n, bool gateway)
 		return;
 	n->gateway = gateway;
 	nft_reset(n);
+}
+
+bool nft_get_gateway(const struct nft *n)
+{
+	return n->gateway;
 }
 
 /* ---- resolv/: masquerade of the DNS link's source address ---------------- */

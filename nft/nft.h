@@ -49,8 +49,13 @@
  *     where <client> is ip saddr . ip daddr . meta l4proto . th dport.
  *   }
  *
- * plus nat-prerouting and filter-forward with the same rules when the host
- * is a gateway (nft_set_gateway).
+ * plus, when the host is a gateway (nft_set_gateway), nat-prerouting and
+ * filter-forward with the rules of nat-output and filter-output, and
+ *     chain nat-postrouting { type nat hook postrouting priority srcnat;
+ *         ct status dnat ct original ip daddr @cluster-ips
+ *             fib saddr type != local masquerade }
+ * (what other machines route through it leaves with its address; its own
+ * connections keep their source).
  *
  * Services are grouped by endpoint count N: one chain and one map per
  * distinct N, not per Service, which keeps kernel commits small; those with
@@ -116,14 +121,16 @@ bool nft_pending(const struct nft *n);
 void nft_reset(struct nft *n);
 
 /*
- * Also DNAT and reject traffic routed through this host (chains
- * nat-prerouting and filter-forward), for a host that is the gateway to the
- * Services for others. Off by default: every base chain that looks up
- * service-ips makes the kernel re-validate all of its elements whenever a
- * Service is added or changes its endpoint count. Changing it resets
- * (nft_reset): stage everything again.
+ * Also DNAT, reject and masquerade traffic routed through this host (chains
+ * nat-prerouting, filter-forward and a rule in nat-postrouting), for a host
+ * that is the gateway to the Services for others. Forwarding itself is the
+ * host's business (sysctls, other firewalls). Off by default: every base
+ * chain that looks up service-ips makes the kernel re-validate all of its
+ * elements whenever a Service is added or changes its endpoint count.
+ * Changing it resets (nft_reset): stage everything again.
  */
 void nft_set_gateway(struct nft *n, bool gateway);
+bool nft_get_gateway(const struct nft *n);
 
 /*
  * Masquerade locally originated traffic from these source addresses after

@@ -31,6 +31,8 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
+#include <linux/rtnetlink.h>
 
 #include "nft/nft-private.h"
 
@@ -288,6 +290,7 @@ int nft_rs_table_delete(struct nft_batch *b, enum nft_family f)
 /* Hook priorities nft calls dstnat and filter. */
 #define PRIO_DSTNAT (-100)
 #define PRIO_FILTER 0
+#define PRIO_SRCNAT 100
 
 struct chain_hook {
 	const char *type;
@@ -461,16 +464,16 @@ static void x_dnat_concat(struct rule_builder *rb)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, rb->fl->reg_nat_proto);
 }
 
-/* ct state new */
-static void x_ct_state_new(struct rule_builder *rb)
+/* ct <key> & mask != 0, for the bit fields ct state and ct status */
+static void x_ct_bits(struct rule_builder *rb, uint32_t key, uint32_t mask)
 {
-	uint32_t mask = 1u << 3 /* NF_CT_STATE_BIT(IP_CT_NEW) */, zero = 0;
+	uint32_t zero = 0;
 	struct nftnl_expr *e;
 
 	e = rb_expr(rb, "ct");
 	if (!e)
 		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
 
 	e = rb_expr(rb, "bitwise");
@@ -482,12 +485,19 @@ static void x_ct_state_new(struct rule_builder *rb)
 	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
 	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
 
-	e = rb_expr(rb, "cmp");
-	if (!e)
-		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_NEQ);
-	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &zero, sizeof(zero));
+	x_cmp(rb, NFT_CMP_NEQ, &zero, sizeof(zero));
+}
+
+/* ct state new */
+static void x_ct_state_new(struct rule_builder *rb)
+{
+	x_ct_bits(rb, NFT_CT_STATE, 1u << 3 /* NF_CT_STATE_BIT(IP_CT_NEW) */);
+}
+
+/* ct status dnat */
+static void x_ct_status_dnat(struct rule_builder *rb)
+{
+	x_ct_bits(rb, NFT_CT_STATUS, 1u << 5 /* IPS_DST_NAT_BIT */);
 }
 
 static void x_reject(struct rule_builder *rb)
@@ -1004,58 +1014,83 @@ int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway,
 	return r;
 }
 
-/* ---- resolv/: masquerade of the DNS link's address ---------------------- */
+/* ---- nat-postrouting: masquerade after DNAT ----------------------------- */
 
-#define PRIO_SRCNAT 100
-#define IPS_DST_NAT_BIT (1u << 5) /* enum ip_conntrack_status */
-
-/* nat-postrouting: ip saddr <addr> ct status dnat masquerade */
-int nft_rs_masquerade(struct nft_batch *b, enum nft_family f, const uint8_t *addr)
+/* ip saddr <addr> ct status dnat masquerade */
+static int rule_masquerade_link(struct nft_batch *b, enum nft_family f, const uint8_t *addr)
 {
-	static const struct chain_hook nat_postrouting = { "nat", NF_INET_POST_ROUTING,
-							   PRIO_SRCNAT };
-	uint32_t mask = IPS_DST_NAT_BIT, zero = 0;
 	struct rule_builder rb;
-	struct nftnl_expr *e;
 	int r;
 
-	r = chain_msg(b, f, NFT_MSG_NEWCHAIN, "nat-postrouting", &nat_postrouting);
-	if (r < 0)
-		return r;
 	r = rule_begin(&rb, f, "nat-postrouting");
 	if (r < 0)
 		return r;
 	/* saddr: 4 bytes at 12 (ip), 16 bytes at 8 (ip6) */
 	x_payload(&rb, NFT_PAYLOAD_NETWORK_HEADER, rb.fl->daddr_offset - rb.fl->addr_len,
 		  rb.fl->addr_len, NFT_REG_1);
-	e = rb_expr(&rb, "cmp");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
-		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, addr, rb.fl->addr_len);
-	}
-	e = rb_expr(&rb, "ct");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-	e = rb_expr(&rb, "bitwise");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-	}
-	e = rb_expr(&rb, "cmp");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_NEQ);
-		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &zero, sizeof(zero));
-	}
+	x_cmp(&rb, NFT_CMP_EQ, addr, rb.fl->addr_len);
+	x_ct_status_dnat(&rb);
 	rb_expr(&rb, "masq");
 	return rule_commit(b, f, &rb, "nat-postrouting",
 			   "cluster DNS queries from the kube-annex0 link");
+}
+
+/*
+ * ct status dnat ct original ip daddr @cluster-ips fib saddr type != local
+ *     masquerade
+ * A connection another machine routes through this host to a Service
+ * address: the endpoint must answer to this host, which undoes the DNAT
+ * (the cluster has no route back to that machine). The original
+ * destination limits it to our own DNAT (not a container runtime's port
+ * forwarding); a local source address leaves this host's own connections
+ * alone, so that endpoints see its real address.
+ */
+static int rule_masquerade_routed(struct nft_batch *b, enum nft_family f)
+{
+	uint32_t local = RTN_LOCAL;
+	struct rule_builder rb;
+	struct nftnl_expr *e;
+	int r;
+
+	r = rule_begin(&rb, f, "nat-postrouting");
+	if (r < 0)
+		return r;
+	x_ct_status_dnat(&rb);
+	e = rb_expr(&rb, "ct");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY,
+				   f == NFT_FAMILY_IP ? NFT_CT_DST_IP : NFT_CT_DST_IP6);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+		nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, IP_CT_DIR_ORIGINAL);
+	}
+	x_lookup(&rb, f, NFT_SET_CLUSTER_IPS, 0, -1);
+	e = rb_expr(&rb, "fib");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_SADDR);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+	}
+	x_cmp(&rb, NFT_CMP_NEQ, &local, sizeof(local));
+	rb_expr(&rb, "masq");
+	return rule_commit(b, f, &rb, "nat-postrouting",
+			   "traffic routed through this host to a Service");
+}
+
+int nft_rs_postrouting(struct nft_batch *b, enum nft_family f, bool gateway,
+		       const uint8_t *link_addr)
+{
+	static const struct chain_hook nat_postrouting = { "nat", NF_INET_POST_ROUTING,
+							   PRIO_SRCNAT };
+	int r = 0;
+
+	if (!gateway && !link_addr)
+		return 0;
+	r = chain_msg(b, f, NFT_MSG_NEWCHAIN, "nat-postrouting", &nat_postrouting);
+	if (r >= 0 && link_addr)
+		r = rule_masquerade_link(b, f, link_addr);
+	if (r >= 0 && gateway)
+		r = rule_masquerade_routed(b, f);
+	return r;
 }
 
 /* ---- endpoint-count groups ---------------------------------------------- */

@@ -8,7 +8,9 @@ Every port is served on IPv4 (0.0.0.0) and IPv6 (::) with separate sockets.
 TCP: the reply is the line "NAME <local-port>\\n", then the server closes.
      If the client sends an HTTP request ("GET / HTTP/1.1" ...), the reply is
      a valid HTTP/1.0 200 response whose body is that same line, so curl
-     works. If the client sends some other bytes first, the line is sent at
+     works. "GET /client" answers "NAME <local-port> <client-address>\\n"
+     instead: the source address the pod sees (after any NAT on the way).
+     If the client sends some other bytes first, the line is sent at
      once; if it sends nothing, the line is sent after PODSERVER_WAIT_MS
      milliseconds (default 100: long enough for an HTTP client's request to
      arrive, short enough for `socat -u TCP:ip:port -`). Load generators
@@ -63,9 +65,10 @@ def listen(family, proto, port):
 class Conn:
     """One accepted TCP connection: wait for a request, answer, drain, close."""
 
-    def __init__(self, sock, line):
+    def __init__(self, sock, line, peer):
         self.sock = sock
         self.line = line
+        self.peer = peer         # the client's address, as this pod sees it
         self.buf = b""
         self.out = None          # bytes still to send once we decided
         self.deadline = time.monotonic() + WAIT
@@ -79,6 +82,9 @@ class Conn:
                 return False     # keep reading the request headers
             head = b"HEAD " if self.buf.startswith(b"HEAD ") else None
             body = self.line
+            target = self.buf.split(b"\n", 1)[0].split(b" ")
+            if len(target) > 1 and target[1] == b"/client":
+                body = self.line.rstrip(b"\n") + b" " + self.peer.encode() + b"\n"
             hdr = ("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
                    "Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)).encode()
             self.out = hdr + (b"" if head else body)
@@ -110,13 +116,13 @@ class Server:
     def on_accept(self, lsock, line):
         for _ in range(64):
             try:
-                sock, _ = lsock.accept()
+                sock, peer = lsock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 return   # e.g. ECONNABORTED, EMFILE: keep serving others
             sock.setblocking(False)
-            c = Conn(sock, line)
+            c = Conn(sock, line, peer[0])
             self.conns[sock] = c
             self.sel.register(sock, selectors.EVENT_READ, (self.on_conn, c))
 

@@ -60,6 +60,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->min_sync_interval_usec, 5 * USEC_PER_MSEC);
 	assert_null(c->zone);
 	assert_true(c->external_ips);
+	assert_false(c->gateway);
 	assert_false(c->verbose);
 	config_dns_options(c, &o);
 	assert_null(o.mode);
@@ -85,6 +86,7 @@ static void test_every_key(void **state)
 		"keep-rules: true\n"
 		"zone: zone-a\n"
 		"external-ips: false\n"
+		"gateway: true\n"
 		"min-sync-interval: 250\n"
 		"dns: resolved\n"
 		"cluster-domain: corp.example\n"
@@ -98,6 +100,7 @@ static void test_every_key(void **state)
 	assert_true(c->keep_rules);
 	assert_string_equal(c->zone, "zone-a");
 	assert_false(c->external_ips);
+	assert_true(c->gateway);
 	assert_int_equal(c->min_sync_interval_usec, 250 * USEC_PER_MSEC);
 	assert_string_equal(c->dns_mode, "resolved");
 	assert_string_equal(c->cluster_domain, "corp.example");
@@ -230,13 +233,13 @@ static const char *write_config(const char *name, const char *text)
 static void test_argv_over_file(void **state)
 {
 	const char *path = write_config("c.yaml", "zone: from-file\nmin-sync-interval: 7\n"
-					"dns: off\nexternal-ips: true\n");
+					"dns: off\nexternal-ips: true\ngateway: false\n");
 	struct config_args a;
 	_cleanup_(config_freep) struct config *c = NULL;
 	_cleanup_(freep) char *error = NULL, *read = NULL;
 	int argc;
 	char **argv = make_argv(&argc, "--config", path, "--zone", "from-argv", "--no-external-ips",
-				"-v", "--dns=resolved", NULL);
+				"-v", "--dns=resolved", "--gateway", NULL);
 
 	assert_int_equal(config_parse_argv(argc, argv, &a, &error), 0);
 	assert_int_equal(a.action, CONFIG_ACTION_RUN);
@@ -246,6 +249,7 @@ static void test_argv_over_file(void **state)
 	assert_int_equal(c->min_sync_interval_usec, 7 * USEC_PER_MSEC);
 	assert_false(c->external_ips);
 	assert_true(c->verbose);
+	assert_true(c->gateway);
 	assert_string_equal(c->dns_mode, "resolved");
 	config_args_done(&a);
 }
@@ -389,6 +393,7 @@ static void test_example(void **state)
 	assert_int_equal(c->min_sync_interval_usec, d->min_sync_interval_usec);
 	assert_int_equal(c->external_ips, d->external_ips);
 	assert_int_equal(c->keep_rules, d->keep_rules);
+	assert_int_equal(c->gateway, d->gateway);
 }
 
 static void test_format(void **state)

@@ -818,6 +818,13 @@ static void test_reparse(void **state)
 	assert_contains(before, "chain affinity-4-10800");
 	assert_contains(before, "chain affinity-2-60");
 	assert_contains(before, "ip daddr 10.96.0.0/20 drop");
+	/* Routed connections to a Service leave with the host's address. */
+	assert_contains(before, "type nat hook postrouting priority srcnat;");
+	assert_contains(before, "ct status dnat ct original ip daddr @cluster-ips fib saddr type != "
+				"local masquerade comment \"traffic routed through this host to a "
+				"Service\"");
+	assert_contains(before, "ct status dnat ct original ip6 daddr @cluster-ips fib saddr type "
+				"!= local masquerade");
 
 	/* What nft printed loads back into an empty ruleset, identically. */
 	assert_int_equal(nft_cleanup(NULL), 0);
@@ -1433,6 +1440,24 @@ static void test_adopt_masquerade(void **state)
 	assert_contains(l, "169.254.53.54");
 	free(l);
 	nft_free(m);
+
+	/* A gateway with the DNS link: one chain, both rules, adopted. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(nft_new(&m), 0);
+		assert_int_equal(nft_set_masquerade_sources(m, link, 2), 0);
+		nft_set_gateway(m, true);
+		stage_all(m, s, MIXED);
+		commit_ok(m);
+		nft_get_stats(m, &st);
+		assert_int_equal(st.adopted, i == 0 ? 0 : MIXED);
+		nft_free(m);
+	}
+	l = listing("ip6");
+	assert_block_contains(l, "chain nat-postrouting {",
+			      "ip6 saddr fd00:53::53 ct status dnat masquerade comment \"cluster DNS "
+			      "queries from the kube-annex0 link\" ct status dnat ct original ip6 "
+			      "daddr @cluster-ips fib saddr type != local masquerade");
+	free(l);
 }
 
 /* ---- session affinity and service CIDRs ---------------------------------- */

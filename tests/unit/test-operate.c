@@ -428,7 +428,8 @@ static void test_status_render(void **state)
 		"\"service_ports\":4,\"endpoints\":6,\"ipv4_services\":3,\"ipv6_services\":0},"
 		"\"datapath\":{\"service_ports\":4,\"backends\":6,\"groups\":2,\"syncs\":7,"
 		"\"sync_failures\":0,\"restorations\":1,\"last_sync\":{\"seconds_ago\":0.25,"
-		"\"duration_seconds\":0.0004,\"ok\":true}},"
+		"\"duration_seconds\":0.0004,\"ok\":true},\"gateway\":{\"enabled\":true,"
+		"\"ipv4_forwarding\":true,\"ipv6_forwarding\":false}},"
 		"\"dns\":{\"mode\":\"resolved\",\"domain\":\"cluster.local\","
 		"\"service\":\"kube-system/kube-dns\",\"servers\":[\"10.96.0.10\"],\"configured\":true,"
 		"\"link\":\"kube-annex0\"},\"metrics\":\"127.0.0.1:10256\"}";
@@ -443,6 +444,8 @@ static void test_status_render(void **state)
 	assert_non_null(strstr(text, "5 known, 3 proxied"));
 	assert_non_null(strstr(text, "not forwarded: 1 headless (DNS only)"));
 	assert_non_null(strstr(text, "last sync 250 ms ago, took 0.40 ms"));
+	assert_non_null(strstr(text, "  gateway mode: on, also for connections routed through this "
+				     "host (this host forwards IPv4, NOT IPv6)\n"));
 	assert_non_null(strstr(text, "resolved: names in ~cluster.local -> 10.96.0.10 "
 				     "(kube-system/kube-dns) via kube-annex0: in effect"));
 	assert_non_null(strstr(text, "Warnings:     conflict: something\n"));
@@ -451,6 +454,19 @@ static void test_status_render(void **state)
 	text = render(status_render, "{\"health\":{\"status\":\"healthy\",\"reason\":\"ok\"}}", &r);
 	assert_int_equal(r, OPERATE_EXIT_OK);
 	assert_non_null(strstr(text, "Warnings:     none"));
+	free(text);
+
+	/* gateway off; forwarding unknown or not reported (older daemon) */
+	text = render(status_render, "{\"datapath\":{\"gateway\":{\"enabled\":false}}}", &r);
+	assert_non_null(strstr(text, "  gateway mode: off (this host's own connections only)\n"));
+	free(text);
+	text = render(status_render, "{\"datapath\":{\"gateway\":{\"enabled\":true,"
+			      "\"ipv6_forwarding\":null}}}", &r);
+	assert_non_null(strstr(text, "  gateway mode: on, also for connections routed through this "
+				     "host\n"));
+	free(text);
+	text = render(status_render, "{\"datapath\":{}}", &r);
+	assert_null(strstr(text, "gateway"));
 	free(text);
 }
 
@@ -461,7 +477,7 @@ static void test_explain_render(void **state)
 		"\"type\":\"ClusterIP\",\"cluster_ips\":[\"10.96.0.20\"],"
 		"\"ports\":[{\"name\":\"http\",\"protocol\":\"tcp\",\"port\":80}],"
 		"\"session_affinity\":{\"type\":\"ClientIP\",\"timeout_seconds\":10800},"
-		"\"internal_traffic_policy\":\"Cluster\","
+		"\"internal_traffic_policy\":\"Cluster\",\"gateway\":true,"
 		"\"entries\":[{\"address\":\"10.96.0.20\",\"protocol\":\"tcp\",\"port\":80,"
 		"\"name\":\"shop/empty:http\",\"verdict\":\"reject\",\"backends\":[],"
 		"\"programmed\":{\"verdict\":\"reject\",\"backends\":[]},\"in_sync\":true}],"
@@ -478,6 +494,8 @@ static void test_explain_render(void **state)
 	assert_non_null(strstr(text, "Why:  1 of 1 service ports have no usable endpoint\n"));
 	assert_non_null(strstr(text, "ClientIP (timeout 10800 s; not applied"));
 	assert_non_null(strstr(text, "10.96.0.20:80/tcp \"shop/empty:http\": reject; programmed\n"));
+	assert_non_null(strstr(text, "Datapath (desired -> programmed in nftables; gateway mode: "
+				     "also for machines routing through this host):\n"));
 	assert_non_null(strstr(text, "10.244.0.11     not ready"));
 	assert_non_null(strstr(text, "route: via 10.99.0.254 dev eth0"));
 	free(text);
