@@ -22,6 +22,11 @@
 #   down      API server not there at start (j)
 #   extras    a proxy's 502 page on a watch; watches that end at once
 #   token     tokenFile not there yet at start
+#   v1 fields what the 1.20 server cannot store, with real traffic to
+#             servers on this namespace's own addresses: topology hints with
+#             --zone (used, and the fallbacks to all endpoints), without
+#             --zone; load-balancer ingress with ipMode VIP vs Proxy; a
+#             Service without a ClusterIP
 #
 # Environment: KUBE_ANNEX_BIN (default build/kube-annex), KAFAULT_KEEP=1 keeps
 # the state directory (logs, per-run request logs) for inspection.
@@ -52,6 +57,7 @@ FAKE_LOG=$STATE/fake.log
 KA_LOG=$STATE/kube-annex.log
 ka_pid=""
 fake_pid=""
+backend_pid=""
 t_start=${EPOCHREALTIME/./}
 
 finish() {
@@ -70,6 +76,7 @@ finish() {
 	fi
 	stop_pid "$ka_pid"
 	stop_pid "$fake_pid"
+	stop_pid "$backend_pid"
 	if [ -e "/run/netns/$NS" ]; then
 		local left
 		left=$(ip netns pids "$NS" 2>/dev/null | tr '\n' ' ')
@@ -180,10 +187,11 @@ stop_fake() {
 	fake_pid=""
 }
 
-start_ka() {
-	echo "=== kube-annex run: $*" >>"$KA_LOG"
+start_ka() { # DESCRIPTION [KUBE-ANNEX OPTIONS...]
+	echo "=== kube-annex run: $1" >>"$KA_LOG"
+	shift
 	ka_log_start=$(log_lines)
-	nsenter --net="/run/netns/$NS" "$BIN" --kubeconfig "$KUBECONFIG_FILE" -v \
+	nsenter --net="/run/netns/$NS" "$BIN" --kubeconfig "$KUBECONFIG_FILE" -v "$@" \
 		</dev/null >>"$KA_LOG" 2>&1 &
 	ka_pid=$!
 }
@@ -566,6 +574,123 @@ ok "tokenFile missing at start: logged, retried, programmed once the file appear
 rc=0; stop_ka || rc=$?
 [ $rc -eq 0 ] || fail "missing tokenFile: exit $rc on SIGTERM"
 stop_fake
+
+# =========================== v1 fields the 1.20 server cannot store ==================
+# Topology hints (hints.forZones, 1.21+; trafficDistribution PreferClose,
+# 1.30+, is how a newer cluster asks for them), status.loadBalancer.ingress
+# [].ipMode (1.29+), and a non-headless Service without a ClusterIP (a real
+# API server allocates one). The endpoints are addresses of this namespace,
+# each served by a server that answers with its own address, so a
+# connection shows which endpoint the DNAT chose.
+backends="10.244.0.11 10.244.0.12 10.244.0.13"
+for ip in $backends; do in_ns ip addr add "$ip/32" dev lo; done
+# Routes for the VIPs, so that locally originated packets reach the nat
+# output hook (without a route connect() fails before it); what is not
+# DNATed loops back on lo and is dropped.
+in_ns ip route add 10.96.0.0/16 dev lo
+in_ns ip route add 192.0.2.0/24 dev lo
+# shellcheck disable=SC2086 # one argument per address
+nsenter --net="/run/netns/$NS" "$PYTHON" -c '
+import socket, sys, threading
+def serve(addr):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, 8080)); s.listen(64)
+    while True:
+        c, _ = s.accept()
+        c.recv(4096)
+        body = addr + "\n"
+        c.sendall(("HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)).encode())
+        c.close()
+for a in sys.argv[1:]:
+    threading.Thread(target=serve, args=(a,), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+' $backends </dev/null >"$STATE/backends.log" 2>&1 &
+backend_pid=$!
+poll 5 'grep -q ready "$STATE/backends.log"' || fail "backend servers did not start: $(cat "$STATE/backends.log")"
+
+# The endpoint a connection to http://$1/ reaches ("" when none; what is
+# not DNATed gets no answer, so a negative check waits ${2:-1} s).
+reach() { in_ns curl -s --max-time "${2:-1}" "http://$1/" 2>/dev/null || true; }
+# N connections to http://$1/, counted per endpoint: "12 10.244.0.11, ..."
+spread() {
+	local i
+	for ((i = 0; i < $2; i++)); do reach "$1"; done | sort | uniq -c | sed 's/^ *//' | paste -sd, - | sed 's/,/, /g'
+}
+# The endpoints a spread reached, sorted, space separated.
+reached() { grep -o '10\.244\.[0-9.]*' <<<"$1" | sort | paste -sd' ' -; }
+# Backend addresses the table holds for VIP $1 port 80, sorted, space separated.
+backends_of() { table | grep -o "$1 \. tcp \. 80 \. [0-9]* : [0-9.]* \. 8080" | sed 's/.* : \([0-9.]*\) .*/\1/' | sort | paste -sd' ' -; }
+# shop/zoned (trafficDistribution PreferClose) with hints $1 ({IP: [zones]}),
+# ready endpoints $2 (default: all three), not-ready ones $3 (default none).
+zoned() {
+	ctl /service "$(svc_json shop zoned 10.96.0.90 "${2:-[\"${backends// /\",\"}\"]}" \
+		"\"hints\":$1,\"notReady\":${3:-[]},\"mutate\":{\"services\":{\"spec.trafficDistribution\":\"PreferClose\"}}")" >/dev/null
+}
+
+start_fake
+zoned '{"10.244.0.11":["zone-a"],"10.244.0.12":["zone-b"],"10.244.0.13":["zone-b"]}'
+ctl /service "$(svc_json shop lb 10.96.0.91 '["10.244.0.12"]' '"mutate":{"services":{"spec.type":"LoadBalancer","status.loadBalancer.ingress":[{"ip":"192.0.2.60","ipMode":"VIP"},{"ip":"192.0.2.61","ipMode":"Proxy"},{"hostname":"lb.example.com"}]}}')" >/dev/null
+ctl /service "$(svc_json shop noip 10.96.0.92 '["10.244.0.13"]' '"mutate":{"services":{"spec.clusterIP":{"$delete":true},"spec.clusterIPs":{"$delete":true}}}')" >/dev/null
+start_ka "v1 fields, --zone=zone-a" --zone=zone-a
+poll 15 'table_has "comment \"shop/zoned:http\"" "comment \"shop/lb:http\""' || fail "v1 fields: Services not programmed"
+
+# --- topology hints with --zone ---------------------------------------------------
+[ "$(backends_of 10.96.0.90)" = 10.244.0.11 ] ||
+	fail "--zone=zone-a, every endpoint hinted: want only the zone-a endpoint 10.244.0.11, table has: $(backends_of 10.96.0.90)"
+seen=$(spread 10.96.0.90 12)
+[ "$seen" = "12 10.244.0.11" ] || fail "--zone=zone-a: connections should all reach 10.244.0.11, saw: $seen"
+ok "hints, --zone=zone-a: only the zone-a endpoint is used ($seen)"
+
+zoned '{"10.244.0.11":["zone-a"],"10.244.0.12":["zone-b"]}'
+poll 10 '[ "$(backends_of 10.96.0.90)" = "$backends" ]' ||
+	fail "one endpoint without hints: want all endpoints, table has: $(backends_of 10.96.0.90)"
+seen=$(spread 10.96.0.90 30)
+[ "$(reached "$seen")" = "$backends" ] ||
+	fail "one endpoint without hints: connections should reach all three, saw: $seen"
+ok "hints, one endpoint without hints: all endpoints used ($seen)"
+
+zoned '{"10.244.0.11":["zone-b"],"10.244.0.12":["zone-c"],"10.244.0.13":["zone-b"]}'
+poll 10 '[ "$(backends_of 10.96.0.90)" = "$backends" ]' ||
+	fail "no endpoint hinted for zone-a: want all endpoints, table has: $(backends_of 10.96.0.90)"
+ok "hints, none for zone-a: all endpoints used ($(backends_of 10.96.0.90))"
+
+# Only ready endpoints count (kube-proxy): an unhinted not-ready one does
+# not turn hints off.
+zoned '{"10.244.0.11":["zone-a"],"10.244.0.12":["zone-b"]}' '["10.244.0.11","10.244.0.12"]' '["10.244.0.13"]'
+poll 10 '[ "$(backends_of 10.96.0.90)" = 10.244.0.11 ]' ||
+	fail "hinted ready endpoints plus an unhinted not-ready one: want 10.244.0.11, table has: $(backends_of 10.96.0.90)"
+ok "hints: an unhinted not-ready endpoint does not turn hints off (10.244.0.11 only)"
+
+# --- load-balancer ingress: ipMode VIP is DNATed, ipMode Proxy is not ------------
+table_has '192.0.2.60 . tcp . 80 comment "shop/lb:http"' || fail "LB ingress 192.0.2.60 (ipMode VIP) not programmed"
+table_lacks '192.0.2.61' || fail "LB ingress 192.0.2.61 with ipMode Proxy is programmed"
+[ "$(reach 192.0.2.60)" = 10.244.0.12 ] || fail "192.0.2.60 (ipMode VIP) does not reach 10.244.0.12"
+[ -z "$(reach 192.0.2.61 0.3)" ] || fail "192.0.2.61 (ipMode Proxy) answers: it was short-circuited"
+ok "LB ingress: 192.0.2.60 (ipMode VIP) -> 10.244.0.12; 192.0.2.61 (ipMode Proxy) and the hostname entry not programmed"
+
+# --- a Service without a ClusterIP ------------------------------------------------
+grep -q 'Service shop/noip: not proxied: no ClusterIP' "$KA_LOG" || fail "shop/noip (no ClusterIP) not reported"
+table_lacks 'shop/noip' || fail "shop/noip (no ClusterIP) reached the table"
+ok "a Service without a ClusterIP: not proxied, reason logged, not in the table"
+
+# --- without --zone hints are not used --------------------------------------------
+rc=0; stop_ka || rc=$?
+[ $rc -eq 0 ] || fail "v1 fields: exit $rc on SIGTERM"
+zoned '{"10.244.0.11":["zone-a"],"10.244.0.12":["zone-b"],"10.244.0.13":["zone-b"]}'
+start_ka "v1 fields, no --zone"
+poll 15 '[ "$(backends_of 10.96.0.90)" = "$backends" ]' ||
+	fail "without --zone: want all endpoints, table has: $(backends_of 10.96.0.90)"
+seen=$(spread 10.96.0.90 30)
+[ "$(reached "$seen")" = "$backends" ] ||
+	fail "without --zone: connections should reach all three, saw: $seen"
+ok "hints without --zone: all endpoints used ($seen)"
+rc=0; stop_ka || rc=$?
+[ $rc -eq 0 ] || fail "v1 fields: exit $rc on SIGTERM"
+stop_fake
+stop_pid "$backend_pid"
+backend_pid=""
 
 [ "$(nft list ruleset 2>/dev/null | md5sum)" = "$root_rules_before" ] || fail "the root namespace's ruleset changed"
 ok "root namespace ruleset untouched"

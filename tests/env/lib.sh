@@ -69,6 +69,14 @@
 #                  empty: none)
 #   KA_DUAL_STACK  1 (default): IPv6DualStack gate, Service CIDRs
 #                  10.96.0.0/16,fd00:96::/112; 0: IPv4 Service CIDR only
+#   KA_FEATURE_GATES  extra feature gates for kube-apiserver and
+#                  kube-controller-manager, comma separated, e.g.
+#                  EndpointSliceTerminatingCondition=true (default: none)
+#   KA_APISERVER_EXTRA_ARGS  extra kube-apiserver flags, one per word, e.g.
+#                  --runtime-config=discovery.k8s.io/v1beta1=false
+#   KA_KCM_CONTROLLERS  kube-controller-manager --controllers (default:
+#                  serviceaccount-token,serviceaccount,endpoint,endpointslice,
+#                  endpointslicemirroring,namespace,garbagecollector)
 #   KA_WAIT        seconds to wait for each daemon (default 60)
 #   KUBE_ANNEX_K8S_CACHE  where build-k8s.sh caches binaries
 #
@@ -584,12 +592,20 @@ _ka_etcd() {
 		nsenter --net="/run/netns/$KA_CP_NS" curl -fsS --max-time 1 http://127.0.0.1:2379/health
 }
 
+# --feature-gates=... for both daemons: IPv6DualStack with a dual-stack
+# Service CIDR, then $KA_FEATURE_GATES; nothing when both are empty.
+_ka_feature_gates() {
+	local g=
+	[ "$KA_DUAL_STACK" = 1 ] && g=IPv6DualStack=true
+	[ -n "${KA_FEATURE_GATES:-}" ] && g=${g:+$g,}$KA_FEATURE_GATES
+	[ -z "$g" ] || echo "--feature-gates=$g"
+}
+
 _ka_apiserver() {
-	local d=$KA_STATE/pki cidr=$KA_SERVICE_CIDR gates=()
-	if [ "$KA_DUAL_STACK" = 1 ]; then
-		cidr=$KA_SERVICE_CIDR,$KA_SERVICE_CIDR6
-		gates=(--feature-gates=IPv6DualStack=true)
-	fi
+	local d=$KA_STATE/pki cidr=$KA_SERVICE_CIDR gates=() extra=()
+	[ "$KA_DUAL_STACK" = 1 ] && cidr=$KA_SERVICE_CIDR,$KA_SERVICE_CIDR6
+	mapfile -t gates < <(_ka_feature_gates)
+	read -r -a extra <<<"${KA_APISERVER_EXTRA_ARGS:-}"
 	printf '%s\n' \
 		--etcd-servers=http://127.0.0.1:2379 \
 		--bind-address=:: --secure-port=6443 --insecure-port=0 \
@@ -601,14 +617,14 @@ _ka_apiserver() {
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--authorization-mode=Node,RBAC \
 		--service-cluster-ip-range="$cidr" "${gates[@]}" \
-		--cert-dir="$d" --profiling=false --v=1 \
+		--cert-dir="$d" --profiling=false --v=1 "${extra[@]}" \
 		>"$KA_STATE/kube-apiserver.args"
 	_KA_QUIET=1 ka_apiserver_start
 }
 
 _ka_controller_manager() {
 	local d=$KA_STATE/pki gates=()
-	[ "$KA_DUAL_STACK" = 1 ] && gates=(--feature-gates=IPv6DualStack=true)
+	mapfile -t gates < <(_ka_feature_gates)
 	_ka_daemon kube-controller-manager "$KA_CP_NS" "$KA_K8S_BIN/kube-controller-manager" \
 		--kubeconfig="$KA_ADMIN_KUBECONFIG" \
 		--service-account-private-key-file="$d/sa.key" --root-ca-file="$d/ca.crt" \

@@ -37,7 +37,8 @@ bodies; answers are JSON (or text where noted). E.g.
                        namespace, name, clusterIP, ports[{name,port,
                        targetPort,protocol}], endpoints (list of IPs, or
                        {"count":N,"start":"10.200.0.1"}), notReady (list of
-                       IPs), kinds (subset of services/endpointslices/
+                       IPs), hints ({IP: [zone, ...]}: hints.forZones of
+                       those endpoints), kinds (subset of services/endpointslices/
                        endpoints), mutate ({resource: {"dotted.path": value,
                        "other.path": {"$delete": true}}} applied last, to make
                        malformed objects), pad (bytes of a
@@ -211,19 +212,22 @@ def pod_name(svc, ip):
     return "%s-7d4b9c%s-%s" % (svc, suffix(svc, 3), suffix(ip))
 
 
-def make_slice(ns, svc, slice_name, ready, not_ready, ports):
+def make_slice(ns, svc, slice_name, ready, not_ready, ports, hints=None):
     family = "IPv6" if any(":" in ip for ip in ready + not_ready) else "IPv4"
     eps = []
     for ip, ok in [(ip, True) for ip in ready] + [(ip, False) for ip in not_ready]:
         node = "node-%d" % (int(hashlib.sha1(ip.encode()).hexdigest(), 16) % 3 + 1)
-        eps.append({
+        ep = {
             "addresses": [ip],
             "conditions": {"ready": ok, "serving": ok, "terminating": False},
             "targetRef": {"kind": "Pod", "namespace": ns, "name": pod_name(svc, ip),
                           "uid": uid_for("Pod", ns + "/" + ip)},
             "nodeName": node,
             "zone": "zone-" + node[-1],
-        })
+        }
+        if hints and ip in hints:
+            ep["hints"] = {"forZones": [{"name": z} for z in hints[ip]]}
+        eps.append(ep)
     return {
         "metadata": {
             "name": slice_name, "generateName": svc + "-", "namespace": ns,
@@ -801,7 +805,8 @@ def service_objects(body):
     slice_name = body.get("sliceName") or "%s-%s" % (name, suffix(ns + "/" + name))
     objs = {
         "services": (ns + "/" + name, make_service(ns, name, body.get("clusterIP", "10.96.0.1"), ports)),
-        "endpointslices": (ns + "/" + slice_name, make_slice(ns, name, slice_name, ready, not_ready, ports)),
+        "endpointslices": (ns + "/" + slice_name,
+                           make_slice(ns, name, slice_name, ready, not_ready, ports, body.get("hints"))),
         "endpoints": (ns + "/" + name, make_endpoints(ns, name, ready, not_ready, ports)),
     }
     pad = int(body.get("pad") or 0)

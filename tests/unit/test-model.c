@@ -430,6 +430,27 @@ static void test_service_get_and_notes(void **state)
 	model_free(m);
 }
 
+/* A ClusterIP-type Service that is not headless but has no ClusterIP (a
+ * real API server always allocates one; a broken or hand-fed one may not):
+ * not proxied, with a reason, and its endpoints program nothing. */
+static void test_no_cluster_ip(void **state)
+{
+	struct kube_service *svc = service("a", "n", NULL, "p/TCP/80", NULL);
+	struct model *m;
+	struct changes c;
+
+	assert_false(svc->headless);
+	assert_string_equal(model_service_skip_reason(svc), "no ClusterIP");
+	assert_int_equal(model_new(&m), 0);
+	model_service_set(m, svc);
+	set_one(m, slice("a", "n-1", "n", AF_INET, "p", 80, "10.0.0.1", NULL));
+	c = flush(m);
+	assert_int_equal(c.n, 0);
+	assert_string_equal(model_service_note(model_service_get(m, "a", "n")),
+			    "not proxied: no ClusterIP");
+	model_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -443,6 +464,7 @@ int main(void)
 		cmocka_unit_test(test_external_ips),
 		cmocka_unit_test(test_zone_hints),
 		cmocka_unit_test(test_service_get_and_notes),
+		cmocka_unit_test(test_no_cluster_ip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
