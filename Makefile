@@ -152,6 +152,7 @@ install: all
 		install -D -m 0644 systemd/config.yaml $(DESTDIR)$(SYSCONFDIR)/kube-annex/config.yaml
 	install -D -m 0644 systemd/dns-direct.conf $(DESTDIR)$(DATADIR)/kube-annex/dns-direct.conf
 	install -D -m 0644 deploy/rbac.yaml $(DESTDIR)$(DATADIR)/kube-annex/rbac.yaml
+	install -D -m 0644 deploy/rbac-namespaced.yaml $(DESTDIR)$(DATADIR)/kube-annex/rbac-namespaced.yaml
 	install -d $(DESTDIR)$(DATADIR)/kube-annex
 	sed '1s|^#!/usr/bin/env bash$$|#!/bin/bash|' deploy/make-kubeconfig.sh \
 		>$(DESTDIR)$(DATADIR)/kube-annex/make-kubeconfig.sh

@@ -15,10 +15,11 @@
 #include <yaml.h>
 
 #include "agent/config.h"
+#include "kube/kube.h"
 #include "nft/nft.h"
 
 #define VALUE_MAX 4096u  /* one value, or a list joined with commas */
-#define LIST_MAX 16u     /* items of a list value */
+#define LIST_MAX 16u     /* items of a list value, unless the setting says */
 
 enum kind {
 	KIND_STRING,
@@ -130,6 +131,27 @@ static char *check_listen_address(const char *value)
 	return strdup_printf("'%s' is not ADDRESS:PORT, [IPv6-ADDRESS]:PORT or off", value);
 }
 
+/* kube/ checks the scope settings; its reasons quote the value. */
+static char *check_namespaces(const char *value)
+{
+	char *error = NULL;
+
+	if (kube_namespaces_check(value, &error) >= 0)
+		return NULL;
+	return error ? error : strdup_printf("'%s': out of memory", value);
+}
+
+static char *check_label_selector(const char *value)
+{
+	char *error = NULL;
+
+	if (kube_label_selector_check(value, &error) >= 0)
+		return NULL;
+	if (!error)
+		return strdup_printf("'%s': out of memory", value);
+	return error;
+}
+
 static char *check_path(const char *value)
 {
 	if (value[0] != '/' || strlen(value) >= 108)
@@ -144,6 +166,12 @@ static const struct setting settings[] = {
 	  "cluster credentials (default: $KUBECONFIG, then\n" CONFIG_DEFAULT_KUBECONFIG ")" },
 	{ "context", NULL, 0, false, KIND_STRING, FIELD(context), check_name, "NAME",
 	  "kubeconfig context (default: current-context)" },
+	{ "namespaces", NULL, 0, false, KIND_LIST, FIELD(namespaces), check_namespaces,
+	  "NS[,NS]", "import only the Services of these namespaces (each\nwatched on its own: "
+	  "namespaced RBAC is enough)" },
+	{ "label-selector", NULL, 0, false, KIND_STRING, FIELD(label_selector),
+	  check_label_selector, "SELECTOR",
+	  "import only Services with matching labels\n(e.g. 'expose-to=legacy,tier!=db')" },
 	{ "keep-rules", NULL, 0, false, KIND_BOOL, FIELD(keep_rules), NULL, NULL,
 	  "leave the rules (and the DNS settings) in place on exit\n(a restart by systemd "
 	  "does that by itself)" },
@@ -183,6 +211,17 @@ static const struct setting settings[] = {
 };
 
 #define N_SETTINGS ARRAY_SIZE(settings)
+
+/* What the items of a list setting are, and how many it takes. */
+static const char *list_items(const struct setting *s)
+{
+	return s->offset == FIELD(namespaces) ? "namespace names" : NULL;
+}
+
+static unsigned list_max(const struct setting *s)
+{
+	return s->offset == FIELD(namespaces) ? KUBE_MAX_NAMESPACES : LIST_MAX;
+}
 
 static void *mfree(void *p)
 {
@@ -396,9 +435,10 @@ static int scalar_text(struct file *f, const yaml_node_t *n, const char *key, co
 }
 
 /* A list value: its items joined with commas (none: NULL). */
-static int list_text(struct file *f, const yaml_node_t *seq, const char *key, char **ret)
+static int list_text(struct file *f, const yaml_node_t *seq, const struct setting *s, char **ret)
 {
 	char buf[VALUE_MAX + 1];
+	const char *key = s->key;
 	size_t len = 0, n = 0;
 	yaml_node_item_t *i;
 
@@ -408,15 +448,15 @@ static int list_text(struct file *f, const yaml_node_t *seq, const char *key, ch
 		int r;
 
 		if (!item || item->type != YAML_SCALAR_NODE)
-			return file_error(f, item ? item : seq, "%s: list items must be addresses",
-					  key);
+			return file_error(f, item ? item : seq, "%s: list items must be %s", key,
+					  list_items(s) ? list_items(s) : "addresses");
 		r = scalar_text(f, item, key, &v);
 		if (r < 0)
 			return r;
 		if (!v || !*v)
 			return file_error(f, item, "%s: empty list item", key);
-		if (++n > LIST_MAX)
-			return file_error(f, item, "%s: more than %u items", key, LIST_MAX);
+		if (++n > list_max(s))
+			return file_error(f, item, "%s: more than %u items", key, list_max(s));
 		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", len ? "," : "", v);
 		if (len >= sizeof(buf))
 			return file_error(f, seq, "%s: list longer than %u characters", key,
@@ -453,14 +493,15 @@ static int file_pair(struct file *f, struct config *c, const yaml_node_t *k, con
 	seen_line[s - settings] = (unsigned)k->start_mark.line + 1;
 
 	if (v->type == YAML_SEQUENCE_NODE && s->kind == KIND_LIST) {
-		r = list_text(f, v, key, &list);
+		r = list_text(f, v, s, &list);
 		if (r < 0)
 			return r;
 		value = list;
 	} else if (v->type != YAML_SCALAR_NODE) {
-		return file_error(f, v, "%s: expected %s, not a %s", key,
-				  s->kind == KIND_LIST ? "an address or a list of addresses" :
-				  "a single value",
+		return file_error(f, v, "%s: expected %s%s, not a %s", key,
+				  s->kind != KIND_LIST ? "a single value" :
+				  list_items(s) ? "a list of " : "an address or a list of addresses",
+				  s->kind == KIND_LIST && list_items(s) ? list_items(s) : "",
 				  v->type == YAML_MAPPING_NODE ? "mapping" : "list");
 	} else {
 		r = scalar_text(f, v, key, &value);
@@ -755,7 +796,7 @@ static void help_line(FILE *f, const char *left, const char *text)
 {
 	const char *nl;
 
-	if (strlen(left) > 20)
+	if (strlen(left) >= 20)
 		fprintf(f, "  %s\n%22s", left, "");
 	else
 		fprintf(f, "  %-20s", left);

@@ -35,6 +35,9 @@
 struct config {
 	char *kubeconfig;      /* NULL: $KUBECONFIG, then CONFIG_DEFAULT_KUBECONFIG */
 	char *context;         /* NULL: current-context */
+	/* import scope (kube/'s struct kube_scope) */
+	char *namespaces;      /* "NS[,NS...]"; NULL: all namespaces */
+	char *label_selector;  /* Services only; NULL: all */
 	bool keep_rules;
 	uint64_t min_sync_interval_usec;
 	char *zone;            /* NULL: none */

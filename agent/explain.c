@@ -621,8 +621,9 @@ static cJSON *explain_service(struct agent *a, const struct kube_service *svc,
 	return o;
 }
 
-static cJSON *service_not_found(const char *ns, const char *name)
+static cJSON *service_not_found(struct agent *a, const char *ns, const char *name)
 {
+	const struct kube_scope *scope = kube_client_scope(a->client);
 	cJSON *o = cJSON_CreateObject(), *reasons;
 
 	if (!o)
@@ -633,9 +634,26 @@ static cJSON *service_not_found(const char *ns, const char *name)
 	cJSON_AddBoolToObject(o, "found", false);
 	cJSON_AddBoolToObject(o, "reachable", false);
 	reasons = cJSON_AddArrayToObject(o, "reasons");
-	add_reason(reasons, "no Service %s/%s is known to kube-annex (a typo, another cluster, "
-			    "or not listed yet)",
-		   ns, name);
+	switch (kube_scope_service(scope, ns, name)) {
+	case KUBE_SCOPE_OUT_NAMESPACE:
+		cJSON_AddBoolToObject(o, "imported", false);
+		add_reason(reasons, "Service %s/%s is not imported: namespace %s is not among "
+				    "the namespaces kube-annex watches (--namespaces %s)",
+			   ns, name, ns, scope->namespaces);
+		break;
+	case KUBE_SCOPE_IF_SELECTED:
+		add_reason(reasons, "no Service %s/%s is known to kube-annex: only Services whose "
+				    "labels match --label-selector '%s' are imported (it does not "
+				    "match, or does not exist: a typo, another cluster, or not "
+				    "listed yet)",
+			   ns, name, scope->label_selector);
+		break;
+	default:
+		add_reason(reasons, "no Service %s/%s is known to kube-annex (a typo, another "
+				    "cluster, or not listed yet)",
+			   ns, name);
+		break;
+	}
 	return o;
 }
 
@@ -905,7 +923,7 @@ static cJSON *explain_name(struct agent *a, const char *name, const cJSON *reque
 		struct filter f = { .any_vip = true };
 
 		cJSON_AddItemToObject(o, "service", svc ? explain_service(a, svc, &f) :
-							  service_not_found(ns, svc_name));
+							  service_not_found(a, ns, svc_name));
 	}
 	if (!cJSON_GetArraySize(out) && !cJSON_IsString(err)) {
 		add_reason(reasons, "the resolver returned no address");
@@ -948,7 +966,7 @@ cJSON *explain_build(struct agent *a, const cJSON *request)
 	case EXPLAIN_SERVICE: {
 		const struct kube_service *svc = model_service_get(a->model, q.ns, q.name);
 
-		return svc ? explain_service(a, svc, &f) : service_not_found(q.ns, q.name);
+		return svc ? explain_service(a, svc, &f) : service_not_found(a, q.ns, q.name);
 	}
 	case EXPLAIN_ADDRESS:
 		return explain_address(a, &q);

@@ -390,6 +390,38 @@ static int dns_init(struct agent *a)
 	return n ? nft_set_masquerade_sources(a->nft, sources, n) : 0;
 }
 
+/* ---- scope ------------------------------------------------------------- */
+
+/*
+ * What to import: the namespaces and label selector, plus the cluster DNS
+ * Service whenever kube-annex follows it (not with --dns=off or fixed
+ * --dns-address), so that it is DNATed and the resolver finds it even
+ * outside the scope.
+ */
+static void scope_from_config(struct kube_scope *ret)
+{
+	bool follows_dns = !streq_ptr(arg_dns.mode, "off") && !arg_dns.addresses;
+
+	*ret = (struct kube_scope){
+		.namespaces = arg_config->namespaces,
+		.label_selector = arg_config->label_selector,
+		.dns_service = !follows_dns ? NULL :
+			       arg_dns.service ? arg_dns.service : RESOLV_DEFAULT_SERVICE,
+	};
+}
+
+static void log_scope(const struct kube_scope *s, bool always)
+{
+	if (!s->namespaces && !s->label_selector && !always)
+		return;
+	log_info("Importing the Services of %s%s%s%s%s%s%s", s->namespaces ? "namespaces " : "",
+		 s->namespaces ? s->namespaces : "all namespaces",
+		 s->label_selector ? " with labels matching '" : "",
+		 s->label_selector ? s->label_selector : "", s->label_selector ? "'" : "",
+		 s->dns_service ? ", and the cluster DNS Service " : "",
+		 s->dns_service ? s->dns_service : "");
+}
+
 /* ---- lifecycle --------------------------------------------------------- */
 
 static void agent_done(struct agent *a)
@@ -514,6 +546,8 @@ static void reload(struct agent *a, const struct signalfd_siginfo *si)
 	_cleanup_(freep) char *changed = NULL;
 	struct resolv_options dns;
 	struct kube_config *kc = NULL;
+	const struct kube_scope *old_scope = kube_client_scope(a->client);
+	struct kube_scope scope;
 	bool dns_changed;
 	int r;
 
@@ -555,6 +589,17 @@ static void reload(struct agent *a, const struct signalfd_siginfo *si)
 	kube_client_set_config(a->client, kc);
 	a->config = kube_config_free(a->config);
 	a->config = kc;
+	scope_from_config(&scope);
+	if (!streq_ptr(scope.namespaces, old_scope->namespaces) ||
+	    !streq_ptr(scope.label_selector, old_scope->label_selector) ||
+	    !streq_ptr(scope.dns_service, old_scope->dns_service)) {
+		/* Watches still wanted carry on (listed again above), new ones
+		 * list; what only dropped ones had goes once those have. */
+		log_scope(&scope, true);
+		r = kube_client_set_scope(a->client, &scope);
+		if (r < 0)
+			log_error("Failed to apply the new scope: %s", strerror(-r));
+	}
 	schedule_sync(a);
 }
 
@@ -576,6 +621,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 static int agent_init(struct agent *a)
 {
+	struct kube_scope scope;
 	sigset_t mask;
 	int r;
 
@@ -615,6 +661,11 @@ static int agent_init(struct agent *a)
 	if (r < 0)
 		return r;
 	r = kube_client_new(a->event, a->config, &handlers, a, &a->client);
+	if (r < 0)
+		return r;
+	scope_from_config(&scope);
+	log_scope(&scope, false);
+	r = kube_client_set_scope(a->client, &scope);
 	if (r < 0)
 		return r;
 	return operate_new(a, &(struct operate_options){ .metrics_address = arg_config->metrics_address,

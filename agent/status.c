@@ -299,17 +299,18 @@ static double seconds_since(uint64_t then, uint64_t now)
 	return then && now > then ? (double)(now - then) / USEC_PER_SEC : 0;
 }
 
-static cJSON *watch_json(struct agent *a, enum kube_kind k, uint64_t now)
+static cJSON *watch_json(const struct kube_watch_info *wi, uint64_t now)
 {
-	struct kube_watch_info w;
+	struct kube_watch_info w = *wi;
 	cJSON *o = cJSON_CreateObject();
 
 	if (!o)
 		return NULL;
-	kube_client_watch_info(a->client, k, &w);
-	cJSON_AddStringToObject(o, "kind", kind_name(k));
+	cJSON_AddStringToObject(o, "kind", kind_name(w.kind));
 	if (w.resource)
 		cJSON_AddStringToObject(o, "resource", w.resource);
+	if (w.scope)
+		cJSON_AddStringToObject(o, "scope", w.scope);
 	cJSON_AddStringToObject(o, "state", w.watching ? "watching" :
 					    w.listing  ? "listing" :
 					    w.resource ? "reconnecting" :
@@ -327,12 +328,45 @@ static cJSON *watch_json(struct agent *a, enum kube_kind k, uint64_t now)
 	return o;
 }
 
+/* What is imported: namespaces (null: all), the label selector, the
+ * cluster DNS Service imported whatever the scope. */
+static cJSON *scope_json(const struct kube_scope *s)
+{
+	cJSON *o = cJSON_CreateObject(), *ns;
+
+	if (!o)
+		return NULL;
+	if (s->namespaces) {
+		ns = cJSON_AddArrayToObject(o, "namespaces");
+		for (const char *p = s->namespaces; ns && *p;) {
+			size_t len = strcspn(p, ",");
+			char name[KUBE_MAX_NAME_LEN + 1];
+
+			snprintf(name, sizeof(name), "%.*s", (int)len, p);
+			cJSON_AddItemToArray(ns, cJSON_CreateString(name));
+			p += len;
+			p += *p == ',';
+		}
+	} else {
+		cJSON_AddNullToObject(o, "namespaces");
+	}
+	if (s->label_selector)
+		cJSON_AddStringToObject(o, "label_selector", s->label_selector);
+	else
+		cJSON_AddNullToObject(o, "label_selector");
+	if (s->dns_service)
+		cJSON_AddStringToObject(o, "dns_service", s->dns_service);
+	return o;
+}
+
 static cJSON *api_json(struct agent *a, uint64_t now)
 {
 	struct operate *op = a->operate;
 	struct kube_api_error_count errs[KUBE_API_ERROR_CODES];
 	size_t n = kube_client_api_errors(a->client, errs);
 	cJSON *o = cJSON_CreateObject(), *watches, *errors;
+	struct kube_watch_info w[2 * KUBE_MAX_NAMESPACES + 2];
+	size_t n_watches;
 	bool connected = true;
 
 	if (!o)
@@ -343,13 +377,22 @@ static cJSON *api_json(struct agent *a, uint64_t now)
 	cJSON_AddStringToObject(o, "user", a->config->user);
 	cJSON_AddStringToObject(o, "endpoints_api", kube_client_endpoints_api(a->client));
 	watches = cJSON_AddArrayToObject(o, "watches");
-	for (int k = 0; k < _KUBE_KIND_MAX; k++) {
-		struct kube_watch_info w;
-
-		kube_client_watch_info(a->client, k, &w);
-		connected = connected && w.watching;
-		cJSON_AddItemToArray(watches, watch_json(a, k, now));
+	n_watches = kube_client_watches(a->client, w, ARRAY_SIZE(w));
+	if (n_watches == 0) {
+		/* before discovery: one line per kind */
+		for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+			kube_client_watch_info(a->client, k, &w[k]);
+			connected = connected && w[k].watching;
+			cJSON_AddItemToArray(watches, watch_json(&w[k], now));
+		}
 	}
+	for (size_t i = 0; i < n_watches && i < ARRAY_SIZE(w); i++) {
+		connected = connected && w[i].watching;
+		cJSON_AddItemToArray(watches, watch_json(&w[i], now));
+	}
+	if (n_watches > ARRAY_SIZE(w))
+		cJSON_AddNumberToObject(o, "watches_not_shown", (double)(n_watches - ARRAY_SIZE(w)));
+	cJSON_AddItemToObject(o, "scope", scope_json(kube_client_scope(a->client)));
 	cJSON_AddBoolToObject(o, "connected", connected);
 	cJSON_AddNumberToObject(o, "stale_after_seconds",
 				(double)kube_client_get_stale_timeout(a->client) / USEC_PER_SEC);
@@ -563,11 +606,16 @@ static bool flag(const cJSON *o, const char *key)
 
 static void render_watch(const cJSON *w, FILE *out)
 {
-	char t1[32], t2[32], label[40];
+	char t1[32], t2[32], label[160];
 	double since = num(w, "since_seconds", -1), last = num(w, "last_data_seconds_ago", -1);
-	const char *state = str(w, "state", "?");
+	const char *state = str(w, "state", "?"), *scope = str(w, "scope", NULL);
 
-	snprintf(label, sizeof(label), "%s:", str(w, "resource", str(w, "kind", "?")));
+	/* The whole cluster reads as before: "Service:". */
+	if (scope && !streq(scope, "all namespaces"))
+		snprintf(label, sizeof(label), "%s (%s):", str(w, "resource", str(w, "kind", "?")),
+			 scope);
+	else
+		snprintf(label, sizeof(label), "%s:", str(w, "resource", str(w, "kind", "?")));
 	fprintf(out, "  %-15s %s", label, state);
 	if (since >= 0 && (streq(state, "watching") || streq(state, "listing")))
 		fprintf(out, " for %s", operate_format_seconds(since, t1, sizeof(t1)));
@@ -578,6 +626,24 @@ static void render_watch(const cJSON *w, FILE *out)
 	fprintf(out, " (%.0f list%s, %.0f relists, %.0f watch restarts, %.0f stale)\n",
 		num(w, "lists", 0), num(w, "lists", 0) == 1 ? "" : "s", num(w, "relists", 0),
 		num(w, "watch_restarts", 0), num(w, "stale_reconnects", 0));
+}
+
+static void join_strings(const cJSON *arr, char *buf, size_t len);
+
+static void render_scope(const cJSON *scope, FILE *out)
+{
+	const cJSON *ns = cJSON_GetObjectItemCaseSensitive(scope, "namespaces");
+	const char *sel = str(scope, "label_selector", NULL), *dns = str(scope, "dns_service", NULL);
+	char names[512];
+
+	if (!scope)
+		return;
+	join_strings(ns, names, sizeof(names));
+	fprintf(out, "  scope: Services of %s%s%s%s%s%s%s\n",
+		cJSON_IsArray(ns) ? "namespaces " : "all namespaces", cJSON_IsArray(ns) ? names : "",
+		sel ? " with labels '" : "", sel ? sel : "", sel ? "'" : "",
+		dns && (cJSON_IsArray(ns) || sel) ? "; always the cluster DNS Service " : "",
+		dns && (cJSON_IsArray(ns) || sel) ? dns : "");
 }
 
 static void render_api(const cJSON *api, FILE *out)
@@ -591,6 +657,7 @@ static void render_api(const cJSON *api, FILE *out)
 		str(api, "kubeconfig", "?"), str(api, "context", "?"), str(api, "user", "?"),
 		flag(api, "connected") ? "connected" : "NOT connected");
 	fprintf(out, "  endpoints from %s\n", str(api, "endpoints_api", "?"));
+	render_scope(cJSON_GetObjectItemCaseSensitive(api, "scope"), out);
 	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(api, "watches"))
 		render_watch(w, out);
 	fprintf(out, "  API errors:     ");

@@ -4,7 +4,7 @@
 # Run by an operator who has kubectl access to the cluster, after
 # `kubectl apply -f rbac.yaml`. The only object this script creates is,
 # if missing, a Secret of type kubernetes.io/service-account-token named
-# kube-annex-token, annotated for the kube-annex ServiceAccount; the
+# SERVICE-ACCOUNT-token (kube-annex-token), annotated for that ServiceAccount; the
 # cluster's token controller fills it with a long-lived token and the
 # cluster CA. This works on Kubernetes 1.20 and on 1.24+, where no token
 # Secret is created for a ServiceAccount automatically.
@@ -22,7 +22,7 @@ server=
 out=
 namespace=kube-annex
 service_account=kube-annex
-secret=kube-annex-token
+secret=
 ca_file_out=
 timeout=60
 
@@ -81,6 +81,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ -n "$out" ] || { usage >&2; exit 2; }
+# One token Secret per ServiceAccount: kube-annex-token for the default.
+secret=$service_account-token
 case "$timeout" in '' | *[!0-9]*) die "--timeout wants whole seconds" ;; esac
 command -v "$kubectl" >/dev/null || die "kubectl not found: $kubectl (use --kubectl)"
 

@@ -17,6 +17,7 @@
 
 #include "kube/http.h"
 #include "kube/kube.h"
+#include "kube/scope.h"
 #include "lib/log.h"
 
 #define LIST_PAGE_SIZE 500
@@ -38,13 +39,6 @@ enum request_type {
 	REQUEST_DISCOVERY,
 	REQUEST_LIST,
 	REQUEST_WATCH,
-};
-
-enum endpoints_api {
-	API_UNKNOWN,
-	API_SLICES_V1,
-	API_SLICES_V1BETA1,
-	API_ENDPOINTS_V1,
 };
 
 struct kube_client;
@@ -73,11 +67,21 @@ struct known {
 	UT_hash_handle hh;
 };
 
+/*
+ * One LIST+WATCH of one kind in one scope (all namespaces, a namespace,
+ * the cluster DNS Service). A reflector dropped by a scope change is
+ * "retired": it keeps what it knew, without requests, until the new
+ * watches of its kind have listed.
+ */
 struct reflector {
 	struct kube_client *client;
 	enum kube_kind kind;
-	const char *what; /* "Service", "EndpointSlice", "Endpoints" */
-	char *path;
+	struct kube_watch_spec spec;
+	const char *resource; /* "Service", "EndpointSlice", "Endpoints" */
+	char *scope_text;     /* "namespace a" */
+	char *what;           /* for messages: "Service" or "Service (namespace a)" */
+	bool retired;
+	bool needs_list;      /* new with a scope change: retired ones wait for it */
 	struct known *known;
 	uint64_t generation;
 	char *resource_version; /* to watch from; NULL means list first */
@@ -102,12 +106,16 @@ struct kube_client {
 	struct kube_handlers handlers;
 	void *userdata;
 	struct http *http;
-	enum endpoints_api api;
+	enum kube_endpoints_api api;
 	int discovery_step; /* 0: v1, 1: v1beta1 */
 	struct request *discovery;
 	sd_event_source *discovery_retry;
 	uint64_t discovery_backoff_usec;
-	struct reflector reflectors[_KUBE_KIND_MAX];
+	struct kube_scope scope; /* strings owned */
+	struct reflector **reflectors;
+	size_t n_reflectors;
+	struct reflector **retired;
+	size_t n_retired;
 	uint64_t stale_usec;
 	struct kube_api_error_count errors[KUBE_API_ERROR_CODES];
 	size_t n_errors;
@@ -451,10 +459,37 @@ static int known_note(struct reflector *rf, const char *key, const char *rv, boo
 	return 0;
 }
 
+/* Whether another watch of rf's kind (a retired one too) has key. Scopes
+ * overlap only for the cluster DNS Service, or across a scope change. */
+static bool held_elsewhere(const struct reflector *rf, const char *key, const char *ns)
+{
+	const struct kube_client *c = rf->client;
+
+	for (size_t i = 0; i < c->n_reflectors + c->n_retired; i++) {
+		const struct reflector *o = i < c->n_reflectors ? c->reflectors[i] :
+								  c->retired[i - c->n_reflectors];
+		struct known *k;
+
+		if (o == rf || o->kind != rf->kind ||
+		    (o->spec.namespace && !streq(o->spec.namespace, ns)))
+			continue;
+		HASH_FIND_STR(o->known, key, k);
+		if (k)
+			return true;
+	}
+	return false;
+}
+
+/* rf no longer has ns/name (already dropped from rf->known): it is gone
+ * unless another watch still has it. */
 static void deliver_delete(struct reflector *rf, const char *ns, const char *name)
 {
 	struct kube_client *c = rf->client;
+	char key[2 * KUBE_MAX_NAME_LEN + 2];
 
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	if (held_elsewhere(rf, key, ns))
+		return;
 	if (rf->kind == KUBE_KIND_SERVICE)
 		c->handlers.service_delete(c->userdata, ns, name);
 	else
@@ -476,7 +511,7 @@ static int decode_endpoints(struct reflector *rf, const cJSON *obj,
 	struct kube_endpoint_slice *one = NULL, **v;
 	int r;
 
-	if (rf->client->api == API_ENDPOINTS_V1)
+	if (rf->client->api == KUBE_API_ENDPOINTS_V1)
 		return kube_endpoints_decode(obj, ret, ret_n, error);
 	r = kube_endpoint_slice_decode(obj, &one, error);
 	if (r < 0)
@@ -609,18 +644,18 @@ static int watch_line(const char *line, size_t len, void *userdata)
 static char *reflector_url(struct reflector *rf, bool watch)
 {
 	struct kube_client *c = rf->client;
-	_cleanup_(freep) char *cont = NULL;
-	char *url;
+	_cleanup_(freep) char *cont = NULL, *params = NULL;
 
 	if (watch) {
 		uint32_t spread = 0;
 
 		if (getrandom(&spread, sizeof(spread), GRND_NONBLOCK) != sizeof(spread))
 			spread = (uint32_t)now_usec(CLOCK_MONOTONIC);
-		return strdup_printf("%s%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s"
-				     "&timeoutSeconds=%u",
-				     c->config->server, rf->path, rf->resource_version,
-				     WATCH_TIMEOUT_MIN_SEC + spread % WATCH_TIMEOUT_SPREAD_SEC);
+		params = strdup_printf("watch=1&allowWatchBookmarks=true&resourceVersion=%s"
+				       "&timeoutSeconds=%u",
+				       rf->resource_version,
+				       WATCH_TIMEOUT_MIN_SEC + spread % WATCH_TIMEOUT_SPREAD_SEC);
+		return params ? kube_watch_url(c->config->server, &rf->spec, c->api, params) : NULL;
 	}
 	if (rf->continue_token) {
 		CURL *e = curl_easy_init();
@@ -633,9 +668,8 @@ static char *reflector_url(struct reflector *rf, bool watch)
 		if (!cont)
 			return NULL;
 	}
-	url = strdup_printf("%s%s?limit=%d%s", c->config->server, rf->path, LIST_PAGE_SIZE,
-			    cont ? cont : "");
-	return url;
+	params = strdup_printf("limit=%d%s", LIST_PAGE_SIZE, cont ? cont : "");
+	return params ? kube_watch_url(c->config->server, &rf->spec, c->api, params) : NULL;
 }
 
 static void reflector_run(struct reflector *rf);
@@ -716,6 +750,52 @@ static void reflector_run(struct reflector *rf)
 	}
 }
 
+static void reflector_free(struct kube_client *c, struct reflector *rf);
+
+static bool kind_synced(const struct kube_client *c, enum kube_kind kind)
+{
+	for (size_t i = 0; i < c->n_reflectors; i++)
+		if (c->reflectors[i]->kind == kind && !c->reflectors[i]->synced)
+			return false;
+	return true;
+}
+
+/*
+ * After a scope change, once every new watch of the kind has listed: what
+ * only the dropped watches had is gone. Until then they keep it, so that
+ * a reload from namespace a to all namespaces deletes nothing meanwhile.
+ */
+static void sweep_retired(struct kube_client *c, enum kube_kind kind)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < c->n_reflectors; i++)
+		if (c->reflectors[i]->kind == kind && c->reflectors[i]->needs_list)
+			return;
+	for (size_t i = 0; i < c->n_retired; i++) {
+		struct reflector *rf = c->retired[i];
+		struct known *k, *t;
+
+		if (rf->kind != kind) {
+			c->retired[j++] = rf;
+			continue;
+		}
+		HASH_ITER(hh, rf->known, k, t) {
+			_cleanup_(freep) char *key = strdup(k->key);
+			char *slash;
+
+			known_free(rf, k);
+			if (!key)
+				continue; /* out of memory: it stays, as after a failed list */
+			slash = strchr(key, '/');
+			*slash = 0;
+			deliver_delete(rf, key, slash + 1);
+		}
+		reflector_free(c, rf);
+	}
+	c->n_retired = j;
+}
+
 /* Everything not seen by the list that just completed is gone. */
 static void list_complete(struct reflector *rf)
 {
@@ -735,8 +815,11 @@ static void list_complete(struct reflector *rf)
 	rf->listing = false;
 	rf->backoff_usec = 0;
 	rf->synced = true;
+	rf->needs_list = false;
 	rf->lists++;
-	rf->client->handlers.synced(rf->client->userdata, rf->kind);
+	sweep_retired(rf->client, rf->kind);
+	if (kind_synced(rf->client, rf->kind))
+		rf->client->handlers.synced(rf->client->userdata, rf->kind);
 }
 
 static int list_page(struct reflector *rf, struct request *q)
@@ -790,7 +873,9 @@ static void list_done(struct reflector *rf, struct request *q, CURLcode result, 
 	}
 	if (!rf->down_since_usec)
 		rf->down_since_usec = now_usec(CLOCK_MONOTONIC);
-	trouble(rf->client, "listing %s failed: %s", rf->what, why);
+	trouble(rf->client, "listing %s failed: %s%s", rf->what, why,
+		status == 403 && !rf->spec.namespace ?
+		" (an identity with only namespaced permissions needs --namespaces)" : "");
 	reflector_retry_later(rf);
 }
 
@@ -865,12 +950,12 @@ static void discovery_done(struct kube_client *c, struct request *q, CURLcode re
 
 	if (result == CURLE_OK && (status == 200 || status == 404)) {
 		if (status == 200 && serves_endpointslices(q))
-			c->api = c->discovery_step == 0 ? API_SLICES_V1 : API_SLICES_V1BETA1;
+			c->api = c->discovery_step == 0 ? KUBE_API_SLICES_V1 : KUBE_API_SLICES_V1BETA1;
 		else if (++c->discovery_step < 2) {
 			discovery_run(c);
 			return;
 		} else
-			c->api = API_ENDPOINTS_V1;
+			c->api = KUBE_API_ENDPOINTS_V1;
 		start_reflectors(c);
 		return;
 	}
@@ -924,47 +1009,138 @@ static void on_done(void *priv, CURLcode result)
 	request_free(q);
 }
 
-static void start_reflectors(struct kube_client *c)
+static struct reflector *reflector_new(struct kube_client *c, struct kube_watch_spec *spec)
 {
-	struct reflector *svc = &c->reflectors[KUBE_KIND_SERVICE];
-	struct reflector *ep = &c->reflectors[KUBE_KIND_ENDPOINTS];
+	struct reflector *rf = calloc(1, sizeof(*rf));
 
-	svc->what = "Service";
-	svc->path = strdup("/api/v1/services");
-	switch (c->api) {
-	case API_SLICES_V1:
-		ep->what = "EndpointSlice";
-		ep->path = strdup("/apis/discovery.k8s.io/v1/endpointslices");
-		break;
-	case API_SLICES_V1BETA1:
-		ep->what = "EndpointSlice";
-		ep->path = strdup("/apis/discovery.k8s.io/v1beta1/endpointslices");
-		break;
-	default:
-		ep->what = "Endpoints";
-		ep->path = strdup("/api/v1/endpoints");
-		break;
+	if (!rf)
+		return NULL;
+	rf->client = c;
+	rf->kind = spec->kind;
+	rf->spec = *spec; /* takes its strings */
+	*spec = (struct kube_watch_spec){};
+	rf->resource = kube_watch_resource(rf->kind, c->api);
+	rf->scope_text = kube_watch_scope_text(&rf->spec);
+	if (rf->spec.namespace || rf->spec.label_selector)
+		rf->what = strdup_printf("%s (%s)", rf->resource, rf->scope_text ? rf->scope_text : "?");
+	else
+		rf->what = strdup(rf->resource);
+	if (!rf->scope_text || !rf->what) {
+		reflector_free(c, rf);
+		return NULL;
 	}
-	log_debug("kube: endpoints from %s", kube_client_endpoints_api(c));
-	for (int k = 0; k < _KUBE_KIND_MAX; k++) {
-		c->reflectors[k].client = c;
-		c->reflectors[k].kind = k;
-		if (!c->reflectors[k].path) {
-			trouble(c, "out of memory");
+	return rf;
+}
+
+/* Stop a reflector's requests and timers; what it knows stays. */
+static void reflector_stop(struct kube_client *c, struct reflector *rf)
+{
+	request_cancel(c, &rf->request);
+	rf->retry = sd_event_source_disable_unref(rf->retry);
+	rf->stale = sd_event_source_disable_unref(rf->stale);
+	rf->watching = false;
+	rf->listing = false;
+}
+
+/*
+ * Make the reflectors match the scope: those whose watch is still wanted
+ * carry on, the others retire, new ones start listing. Before discovery
+ * there is nothing to do: discovery_done() calls this again.
+ */
+static int reflectors_update(struct kube_client *c)
+{
+	struct kube_watch_spec *specs = NULL;
+	struct reflector **keep = NULL, **retired;
+	size_t n_specs = 0, n_started = 0;
+	bool changed[_KUBE_KIND_MAX] = {};
+	int r;
+
+	if (c->api == KUBE_API_UNKNOWN)
+		return 0;
+	r = kube_scope_watches(&c->scope, &specs, &n_specs);
+	if (r < 0)
+		return r;
+	keep = calloc(n_specs, sizeof(*keep));
+	retired = reallocarray(c->retired, c->n_retired + c->n_reflectors + 1, sizeof(*retired));
+	if (!keep || !retired) {
+		free(keep);
+		kube_watch_specs_free(specs, n_specs);
+		return -ENOMEM;
+	}
+	c->retired = retired;
+	for (size_t i = 0; i < n_specs; i++)
+		for (size_t j = 0; j < c->n_reflectors; j++)
+			if (c->reflectors[j] && kube_watch_spec_equal(&specs[i], &c->reflectors[j]->spec)) {
+				keep[i] = c->reflectors[j];
+				c->reflectors[j] = NULL;
+				break;
+			}
+	/* The rest retire (or go at once when they know nothing). */
+	for (size_t j = 0; j < c->n_reflectors; j++) {
+		struct reflector *rf = c->reflectors[j];
+
+		if (!rf)
+			continue;
+		reflector_stop(c, rf);
+		changed[rf->kind] = true;
+		if (!rf->known) {
+			reflector_free(c, rf);
 			continue;
 		}
-		reflector_run(&c->reflectors[k]);
+		rf->retired = true;
+		c->retired[c->n_retired++] = rf;
 	}
+	for (size_t i = 0; i < n_specs; i++) {
+		if (keep[i])
+			continue;
+		keep[i] = reflector_new(c, &specs[i]);
+		if (!keep[i]) {
+			r = -ENOMEM;
+			continue;
+		}
+		keep[i]->needs_list = true;
+		changed[keep[i]->kind] = true;
+	}
+	kube_watch_specs_free(specs, n_specs);
+	/* Whatever failed to allocate is left out: fewer watches, never a crash. */
+	free(c->reflectors);
+	c->reflectors = keep;
+	c->n_reflectors = 0;
+	for (size_t i = 0; i < n_specs; i++)
+		if (keep[i])
+			c->reflectors[c->n_reflectors++] = keep[i];
+	for (size_t i = 0; i < c->n_reflectors; i++)
+		if (c->reflectors[i]->needs_list && !c->reflectors[i]->request &&
+		    !c->reflectors[i]->retry) {
+			reflector_run(c->reflectors[i]);
+			n_started++;
+		}
+	for (int k = 0; k < _KUBE_KIND_MAX; k++)
+		if (changed[k])
+			sweep_retired(c, k);
+	log_debug("kube: %zu watches (%zu new), %zu retired", c->n_reflectors, n_started,
+		  c->n_retired);
+	return r;
+}
+
+static void start_reflectors(struct kube_client *c)
+{
+	int r;
+
+	log_debug("kube: endpoints from %s", kube_client_endpoints_api(c));
+	r = reflectors_update(c);
+	if (r < 0)
+		trouble(c, "cannot start the watches: %s", strerror(-r));
 }
 
 const char *kube_client_endpoints_api(const struct kube_client *c)
 {
 	switch (c->api) {
-	case API_SLICES_V1:
+	case KUBE_API_SLICES_V1:
 		return "discovery.k8s.io/v1 EndpointSlices";
-	case API_SLICES_V1BETA1:
+	case KUBE_API_SLICES_V1BETA1:
 		return "discovery.k8s.io/v1beta1 EndpointSlices";
-	case API_ENDPOINTS_V1:
+	case KUBE_API_ENDPOINTS_V1:
 		return "core/v1 Endpoints";
 	default:
 		return "(not discovered yet)";
@@ -998,26 +1174,42 @@ int kube_client_new(sd_event *event, const struct kube_config *config,
 	return 0;
 }
 
-static void reflector_clear(struct kube_client *c, struct reflector *rf)
+static void reflector_free(struct kube_client *c, struct reflector *rf)
 {
 	struct known *k, *t;
 
-	request_cancel(c, &rf->request);
-	rf->retry = sd_event_source_disable_unref(rf->retry);
-	rf->stale = sd_event_source_disable_unref(rf->stale);
+	if (!rf)
+		return;
+	reflector_stop(c, rf);
 	HASH_ITER(hh, rf->known, k, t)
 		known_free(rf, k);
-	free(rf->path);
+	kube_watch_spec_done(&rf->spec);
+	free(rf->scope_text);
+	free(rf->what);
 	free(rf->resource_version);
 	free(rf->continue_token);
+	free(rf);
+}
+
+static void scope_done(struct kube_scope *s)
+{
+	free((char *)s->namespaces);
+	free((char *)s->label_selector);
+	free((char *)s->dns_service);
+	*s = (struct kube_scope){};
 }
 
 struct kube_client *kube_client_free(struct kube_client *c)
 {
 	if (!c)
 		return NULL;
-	for (int k = 0; k < _KUBE_KIND_MAX; k++)
-		reflector_clear(c, &c->reflectors[k]);
+	for (size_t i = 0; i < c->n_reflectors; i++)
+		reflector_free(c, c->reflectors[i]);
+	for (size_t i = 0; i < c->n_retired; i++)
+		reflector_free(c, c->retired[i]);
+	free(c->reflectors);
+	free(c->retired);
+	scope_done(&c->scope);
 	request_cancel(c, &c->discovery);
 	c->discovery_retry = sd_event_source_disable_unref(c->discovery_retry);
 	http_free(c->http);
@@ -1034,10 +1226,36 @@ int kube_client_start(struct kube_client *c)
 	return 0;
 }
 
+int kube_client_set_scope(struct kube_client *c, const struct kube_scope *scope)
+{
+	struct kube_scope s = {
+		.namespaces = scope->namespaces && *scope->namespaces ? strdup(scope->namespaces) : NULL,
+		.label_selector = scope->label_selector && *scope->label_selector ?
+			strdup(scope->label_selector) : NULL,
+		.dns_service = scope->dns_service && *scope->dns_service ?
+			strdup(scope->dns_service) : NULL,
+	};
+
+	if ((!s.namespaces && scope->namespaces && *scope->namespaces) ||
+	    (!s.label_selector && scope->label_selector && *scope->label_selector) ||
+	    (!s.dns_service && scope->dns_service && *scope->dns_service)) {
+		scope_done(&s);
+		return -ENOMEM;
+	}
+	scope_done(&c->scope);
+	c->scope = s;
+	return reflectors_update(c);
+}
+
+const struct kube_scope *kube_client_scope(const struct kube_client *c)
+{
+	return &c->scope;
+}
+
 void kube_client_set_config(struct kube_client *c, const struct kube_config *config)
 {
 	c->config = config;
-	if (c->api == API_UNKNOWN) {
+	if (c->api == KUBE_API_UNKNOWN) {
 		request_cancel(c, &c->discovery);
 		c->discovery_retry = sd_event_source_disable_unref(c->discovery_retry);
 		c->discovery_backoff_usec = 0;
@@ -1045,18 +1263,13 @@ void kube_client_set_config(struct kube_client *c, const struct kube_config *con
 		discovery_run(c);
 		return;
 	}
-	for (int k = 0; k < _KUBE_KIND_MAX; k++) {
-		struct reflector *rf = &c->reflectors[k];
+	for (size_t i = 0; i < c->n_reflectors; i++) {
+		struct reflector *rf = c->reflectors[i];
 
-		request_cancel(c, &rf->request);
-		rf->retry = sd_event_source_disable_unref(rf->retry);
-		rf->stale = sd_event_source_disable_unref(rf->stale);
-		rf->watching = false;
-		rf->listing = false;
+		reflector_stop(c, rf);
 		rf->backoff_usec = 0;
 		set_string(&rf->resource_version, NULL);
-		if (rf->path)
-			reflector_run(rf);
+		reflector_run(rf);
 	}
 }
 
@@ -1072,13 +1285,12 @@ uint64_t kube_client_get_stale_timeout(const struct kube_client *c)
 	return stale_timeout(c);
 }
 
-void kube_client_watch_info(const struct kube_client *c, enum kube_kind kind,
-			    struct kube_watch_info *ret)
+static void watch_info(const struct reflector *rf, struct kube_watch_info *ret)
 {
-	const struct reflector *rf = &c->reflectors[kind];
-
 	*ret = (struct kube_watch_info){
-		.resource = rf->path ? rf->what : NULL,
+		.kind = rf->kind,
+		.resource = rf->resource,
+		.scope = rf->scope_text,
 		.listing = rf->listing,
 		.watching = rf->watching,
 		.synced = rf->synced,
@@ -1090,6 +1302,48 @@ void kube_client_watch_info(const struct kube_client *c, enum kube_kind kind,
 		.watch_restarts = rf->watches > 0 ? rf->watches - 1 : 0,
 		.stale_reconnects = rf->stale_reconnects,
 	};
+}
+
+void kube_client_watch_info(const struct kube_client *c, enum kube_kind kind,
+			    struct kube_watch_info *ret)
+{
+	bool first = true;
+
+	*ret = (struct kube_watch_info){ .kind = kind };
+	for (size_t i = 0; i < c->n_reflectors; i++) {
+		struct kube_watch_info w;
+
+		if (c->reflectors[i]->kind != kind)
+			continue;
+		watch_info(c->reflectors[i], &w);
+		if (first) {
+			*ret = w;
+			ret->scope = NULL;
+			first = false;
+			continue;
+		}
+		ret->listing = ret->listing || w.listing;
+		ret->watching = ret->watching && w.watching;
+		ret->synced = ret->synced && w.synced;
+		if (w.since_usec > ret->since_usec)
+			ret->since_usec = w.since_usec;
+		if (w.last_data_usec < ret->last_data_usec)
+			ret->last_data_usec = w.last_data_usec;
+		if (w.down_since_usec &&
+		    (!ret->down_since_usec || w.down_since_usec < ret->down_since_usec))
+			ret->down_since_usec = w.down_since_usec;
+		ret->lists += w.lists;
+		ret->relists += w.relists;
+		ret->watch_restarts += w.watch_restarts;
+		ret->stale_reconnects += w.stale_reconnects;
+	}
+}
+
+size_t kube_client_watches(const struct kube_client *c, struct kube_watch_info *ret, size_t max)
+{
+	for (size_t i = 0; i < c->n_reflectors && i < max; i++)
+		watch_info(c->reflectors[i], &ret[i]);
+	return c->n_reflectors;
 }
 
 size_t kube_client_api_errors(const struct kube_client *c,

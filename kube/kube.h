@@ -255,7 +255,8 @@ struct kube_handlers {
 				 struct kube_endpoint_slice **slices, size_t n);
 	void (*endpoints_delete)(void *userdata, const char *ns, const char *name);
 	/* A LIST of kind completed (first list, or a relist) and every delete
-	 * it implies was delivered. */
+	 * it implies was delivered, and every watch of that kind (each
+	 * namespace of the scope) has completed a first LIST. */
 	void (*synced)(void *userdata, enum kube_kind kind);
 	/* An object failed to decode: it is skipped; the handler logs. */
 	void (*bad_object)(void *userdata, const char *kind, const char *ns, const char *name,
@@ -263,6 +264,40 @@ struct kube_handlers {
 	/* Connection-level trouble (info for the log; the client retries). */
 	void (*trouble)(void *userdata, const char *what);
 };
+
+/*
+ * What is imported. Services and their endpoints of the listed namespaces
+ * (each watched on its own, so namespaced RBAC is enough), or of all;
+ * Services only when they match the label selector (EndpointSlices are
+ * not filtered: the slices of Services not imported are simply unused).
+ * dns_service, "namespace/name", is imported whatever the scope says,
+ * through a watch of just that Service and its endpoints when it is
+ * outside the namespaces or (for the Service) the selector may leave it
+ * out.
+ */
+#define KUBE_MAX_NAMESPACES 64u
+#define KUBE_MAX_SELECTOR_LEN 1024u
+
+struct kube_scope {
+	const char *namespaces;     /* "a,b"; NULL: all namespaces */
+	const char *label_selector; /* NULL: all Services */
+	const char *dns_service;    /* NULL: none */
+};
+
+/* Checks for the settings: namespace names, comma-separated, distinct;
+ * a label selector's syntax ("app=web,tier in (a,b),!legacy"). -EINVAL
+ * with a message that quotes the part at fault. */
+int kube_namespaces_check(const char *list, char **ret_error);
+int kube_label_selector_check(const char *selector, char **ret_error);
+
+bool kube_scope_has_namespace(const struct kube_scope *s, const char *ns);
+enum kube_scope_verdict {
+	KUBE_SCOPE_IN,            /* imported (if it exists) */
+	KUBE_SCOPE_IF_SELECTED,   /* imported if it matches the label selector */
+	KUBE_SCOPE_OUT_NAMESPACE, /* its namespace is not watched */
+};
+enum kube_scope_verdict kube_scope_service(const struct kube_scope *s, const char *ns,
+					   const char *name);
 
 struct kube_client;
 
@@ -272,6 +307,16 @@ int kube_client_new(struct sd_event *event, const struct kube_config *config,
 struct kube_client *kube_client_free(struct kube_client *c);
 /* Start discovery, then LIST+WATCH of both kinds. */
 int kube_client_start(struct kube_client *c);
+/*
+ * Import scope (copied); the default is the whole cluster. Called again
+ * (a reload), watches whose scope is unchanged carry on, new ones list;
+ * objects only the dropped watches had are deleted once every new watch
+ * of their kind has listed (so nothing goes missing meanwhile). An object
+ * stays as long as any watch of its kind has it.
+ */
+int kube_client_set_scope(struct kube_client *c, const struct kube_scope *scope);
+/* The scope in effect (strings owned by the client). */
+const struct kube_scope *kube_client_scope(const struct kube_client *c);
 /*
  * Other credentials or another address for the same cluster (a reload):
  * open requests end and each kind is listed again with config. What is
@@ -298,7 +343,9 @@ uint64_t kube_client_get_stale_timeout(const struct kube_client *c);
 /* What one reflector is doing, for status and metrics. Times are
  * CLOCK_MONOTONIC microseconds, 0 for never. */
 struct kube_watch_info {
+	enum kube_kind kind;
 	const char *resource;      /* "Service", "EndpointSlice", "Endpoints"; NULL before discovery */
+	const char *scope;         /* "namespace a", ...; NULL for a kind's summary */
 	bool listing;              /* a LIST is in progress */
 	bool watching;             /* a WATCH is open and the server answered it */
 	bool synced;               /* a first LIST has completed */
@@ -312,8 +359,13 @@ struct kube_watch_info {
 	uint64_t watch_restarts;   /* WATCHes started after the first */
 	uint64_t stale_reconnects; /* watches dropped for silence */
 };
+/* A kind's watches together: listing if any lists, watching and synced if
+ * all are, the oldest last data, the earliest outage, counters summed. */
 void kube_client_watch_info(const struct kube_client *c, enum kube_kind kind,
 			    struct kube_watch_info *ret);
+/* Each watch on its own, in scope order; returns how many there are (at
+ * most max are filled). Strings stay valid until the scope changes. */
+size_t kube_client_watches(const struct kube_client *c, struct kube_watch_info *ret, size_t max);
 
 /* Failed API requests by HTTP status: code 0 means no HTTP answer
  * (connection refused, TLS, timeout); error events of a watch count with

@@ -27,6 +27,8 @@
 #             --zone (used, and the fallbacks to all endpoints), without
 #             --zone; load-balancer ingress with ipMode VIP vs Proxy; a
 #             Service without a ClusterIP
+#   scope     --namespaces a,b: namespaced URLs only; a 410 in namespace a
+#             relists a alone and deletes only what a lost
 #
 # Environment: KUBE_ANNEX_BIN (default build/kube-annex), KAFAULT_KEEP=1 keeps
 # the state directory (logs, per-run request logs) for inspection.
@@ -575,7 +577,7 @@ rc=0; stop_ka || rc=$?
 [ $rc -eq 0 ] || fail "missing tokenFile: exit $rc on SIGTERM"
 stop_fake
 
-# =========================== v1 fields the 1.20 server cannot store ==================
+# =========================== v1 fields the 1.20 server cannot store ===========
 # Topology hints (hints.forZones, 1.21+; trafficDistribution PreferClose,
 # 1.30+, is how a newer cluster asks for them), status.loadBalancer.ingress
 # [].ipMode (1.29+), and a non-headless Service without a ClusterIP (a real
@@ -691,6 +693,45 @@ rc=0; stop_ka || rc=$?
 stop_fake
 stop_pid "$backend_pid"
 backend_pid=""
+=======
+# =========================== scope: one namespace relists ===========================
+start_fake
+ctl /service "$(svc_json a web 10.96.0.10 '["10.244.0.11"]')" >/dev/null
+ctl /service "$(svc_json a gone 10.96.0.11 '["10.244.0.12"]')" >/dev/null
+ctl /service "$(svc_json b web 10.96.0.20 '["10.244.0.21"]')" >/dev/null
+ctl /service "$(svc_json c web 10.96.0.30 '["10.244.0.31"]')" >/dev/null
+start_ka "scope: --namespaces a,b" --namespaces a,b --dns=off
+poll 15 'table_has "comment \"a/web:http\"" "comment \"a/gone:http\"" "comment \"b/web:http\"" "10.244.0.21 . 8080"' ||
+	fail "scope: a's and b's Services not programmed"
+table_lacks 'c/web' '10.96.0.30 ' || fail "scope: c/web (namespace not listed) programmed"
+reqs=$(reqs_since 0)
+for p in /api/v1/namespaces/a/services /api/v1/namespaces/b/services \
+	/apis/discovery.k8s.io/v1/namespaces/a/endpointslices /apis/discovery.k8s.io/v1/namespaces/b/endpointslices; do
+	grep -q "200 GET $p?limit=500 " <<<"$reqs" && grep -q "200 GET $p?watch=1" <<<"$reqs" ||
+		fail "scope: no LIST+WATCH of $p:\n$reqs"
+done
+grep -q 'GET /api/v1/services\|GET /apis/discovery.k8s.io/v1/endpointslices' <<<"$reqs" &&
+	fail "scope: a cluster-wide request with --namespaces:\n$reqs"
+# Missed while "disconnected": a/gone and b/web deleted without events. Only
+# namespace a's watch gets 410 and relists: a/gone must go; b/web stays, as
+# b's watch resumes without a relist (a relist of a must not judge b's).
+ctl /delete-service '{"namespace":"a","name":"gone","delivery":{"mode":"silent"}}' >/dev/null
+ctl /delete-service '{"namespace":"b","name":"web","delivery":{"mode":"silent"}}' >/dev/null
+m=$(requests_seen)
+ctl /rule '{"match":"^GET /api/v1/namespaces/a/services\\?watch=1","status":410}' >/dev/null
+ctl /end-watches '{"resource":"services"}' >/dev/null
+poll 10 'table_lacks "comment \"a/gone:http\""' || fail "scope: a/gone still programmed after a's relist"
+poll 5 'req_seen "$m" "200 GET /api/v1/namespaces/b/services?watch=1"' || fail "scope: b's watch not resumed"
+table_has 'comment "a/web:http"' 'comment "b/web:http"' '10.244.0.21 . 8080' ||
+	fail "scope: a relist of namespace a dropped another namespace's Service"
+reqs=$(reqs_since "$m")
+grep -q '410 GET /api/v1/namespaces/a/services?watch=1' <<<"$reqs" && grep -q '200 GET /api/v1/namespaces/a/services?limit=500 ' <<<"$reqs" ||
+	fail "scope: namespace a was not relisted after 410:\n$reqs"
+grep -q 'GET /api/v1/namespaces/b/services?limit=' <<<"$reqs" && fail "scope: namespace b relisted too:\n$reqs"
+ok "scope: --namespaces a,b lists and watches per namespace; a 410 in a relists a alone: a/gone removed, b/web kept"
+rc=0; stop_ka || rc=$?
+[ $rc -eq 0 ] || fail "scope: exit $rc on SIGTERM"
+stop_fake
 
 [ "$(nft list ruleset 2>/dev/null | md5sum)" = "$root_rules_before" ] || fail "the root namespace's ruleset changed"
 ok "root namespace ruleset untouched"

@@ -205,7 +205,8 @@ in_host systemctl is-failed --quiet kube-annex && fail "without a kubeconfig the
 out=$(in_host kube-annex --check-config 2>&1) && fail "--check-config passed without a kubeconfig: $out"
 grep -q "/etc/kube-annex/kubeconfig: cannot read" <<<"$out" || fail "--check-config: $out"
 for f in /usr/sbin/kube-annex /lib/systemd/system/kube-annex.service /etc/kube-annex/config.yaml \
-	/usr/share/kube-annex/rbac.yaml /usr/share/kube-annex/make-kubeconfig.sh \
+	/usr/share/kube-annex/rbac.yaml /usr/share/kube-annex/rbac-namespaced.yaml \
+	/usr/share/kube-annex/make-kubeconfig.sh \
 	/usr/share/man/man8/kube-annex.8.gz /usr/share/man/man5/kube-annex.yaml.5.gz \
 	/usr/share/doc/kube-annex/copyright /usr/share/doc/kube-annex/README.md.gz; do
 	in_host test -e "$f" || fail "the package did not install $f"

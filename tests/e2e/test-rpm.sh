@@ -34,6 +34,7 @@ expected="/etc/kube-annex
 /usr/share/kube-annex
 /usr/share/kube-annex/dns-direct.conf
 /usr/share/kube-annex/make-kubeconfig.sh
+/usr/share/kube-annex/rbac-namespaced.yaml
 /usr/share/kube-annex/rbac.yaml
 /usr/share/licenses/kube-annex-$version
 /usr/share/licenses/kube-annex-$version/COPYING

@@ -6,6 +6,7 @@
  */
 #include "../../lib/log.c"
 #include "../../agent/config.c"
+#include "../../kube/scope.c"
 
 #include <assert.h>
 

@@ -166,6 +166,18 @@ static void test_errors(void **state)
 	FAILS("dns-address: ['']\n", "/etc/kube-annex/config.yaml:1: dns-address: empty list item");
 	FAILS("dns-address: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]\n",
 	      "/etc/kube-annex/config.yaml:1: dns-address: more than 16 items");
+	{
+		/* namespaces take more items: up to 64 */
+		char text[1024] = "namespaces: [";
+
+		for (int i = 0; i < 64; i++)
+			sprintf(text + strlen(text), "%sn%d", i ? ", " : "", i);
+		strcat(text, "]\n");
+		_cleanup_(config_freep) struct config *c = parse_ok(text);
+		assert_non_null(strstr(c->namespaces, "n0,n1,n2,"));
+		strcpy(text + strlen(text) - 2, ", n64]\n");
+		FAILS(text, "/etc/kube-annex/config.yaml:1: namespaces: more than 64 items");
+	}
 	FAILS("dns-address: {a: b}\n",
 	      "/etc/kube-annex/config.yaml:1: dns-address: expected an address or a list of addresses, not a mapping");
 	FAILS("zone: [a]\n", "/etc/kube-annex/config.yaml:1: zone: expected a single value, not a list");
@@ -176,6 +188,17 @@ static void test_errors(void **state)
 	FAILS("? [a]\n: b\n", "/etc/kube-annex/config.yaml:1: keys must be setting names");
 	FAILS("zone: a\n---\nzone: b\n", "/etc/kube-annex/config.yaml: more than one YAML document");
 	FAILS("zone: \"a\n", "/etc/kube-annex/config.yaml:2: not valid YAML: ");
+	FAILS("\nnamespaces: [shop, Billing]\n",
+	      "/etc/kube-annex/config.yaml:2: namespaces: 'Billing' is not a namespace name "
+	      "(lower-case letters, digits and '-', at most 63)");
+	FAILS("namespaces: [a, a]\n", "/etc/kube-annex/config.yaml:1: namespaces: namespace 'a' is given twice");
+	FAILS("namespaces: [[a]]\n", "/etc/kube-annex/config.yaml:1: namespaces: list items must be namespace names");
+	FAILS("namespaces: {a: b}\n",
+	      "/etc/kube-annex/config.yaml:1: namespaces: expected a list of namespace names, not a mapping");
+	FAILS("label-selector: 'tier in (web'\n",
+	      "/etc/kube-annex/config.yaml:1: label-selector: 'tier in (web': ',' or ')' expected "
+	      "in the values of 'tier'");
+	FAILS("label-selector: [a]\n", "/etc/kube-annex/config.yaml:1: label-selector: expected a single value, not a list");
 	FAILS("zone: a\n  b: c\n", "/etc/kube-annex/config.yaml:2: not valid YAML: ");
 	FAILS("\tzone: a\n", "/etc/kube-annex/config.yaml:1: not valid YAML: ");
 }
@@ -252,6 +275,43 @@ static void test_argv_over_file(void **state)
 	assert_true(c->gateway);
 	assert_string_equal(c->dns_mode, "resolved");
 	config_args_done(&a);
+}
+
+static void test_scope_settings(void **state)
+{
+	const char *path = write_config("scope.yaml", "namespaces: [shop, billing]\n"
+					"label-selector: expose-to=legacy\n");
+	struct config_args a;
+	_cleanup_(config_freep) struct config *c = NULL, *d = NULL;
+	_cleanup_(freep) char *error = NULL, *diff = NULL;
+	int argc;
+	char **argv = make_argv(&argc, "--config", path, NULL);
+
+	assert_int_equal(config_parse_argv(argc, argv, &a, &error), 0);
+	assert_int_equal(config_load(&a, &c, NULL, &error), 0);
+	assert_string_equal(c->namespaces, "shop,billing");
+	assert_string_equal(c->label_selector, "expose-to=legacy");
+	config_args_done(&a);
+
+	/* the command line wins; a reload tells what changed */
+	argv = make_argv(&argc, "--config", path, "--namespaces", "a,b", "--label-selector",
+			 "tier in (web, api),!legacy", NULL);
+	assert_int_equal(config_parse_argv(argc, argv, &a, &error), 0);
+	assert_int_equal(config_load(&a, &d, NULL, &error), 0);
+	assert_string_equal(d->namespaces, "a,b");
+	assert_string_equal(d->label_selector, "tier in (web, api),!legacy");
+	diff = config_diff(c, d);
+	assert_string_equal(diff, "namespaces, label-selector");
+	config_args_done(&a);
+
+	argv = make_argv(&argc, "--namespaces", "a,,b", NULL);
+	assert_int_equal(config_parse_argv(argc, argv, &a, &error), -EINVAL);
+	assert_string_equal(error, "--namespaces: '' is not a namespace name (lower-case letters, "
+				   "digits and '-', at most 63)");
+	error = mfree_test(error);
+	argv = make_argv(&argc, "--label-selector", "app=", "--label-selector", "=x", NULL);
+	assert_int_equal(config_parse_argv(argc, argv, &a, &error), -EINVAL);
+	assert_string_equal(error, "--label-selector: '=x': a label key is missing at position 1");
 }
 
 static void test_argv_actions_and_errors(void **state)
@@ -434,6 +494,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_argv_over_file),
+		cmocka_unit_test(test_scope_settings),
 		cmocka_unit_test(test_argv_actions_and_errors),
 		cmocka_unit_test(test_load_files),
 		cmocka_unit_test(test_kubeconfig_path),
