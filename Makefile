@@ -21,7 +21,7 @@ CC ?= gcc
 PKG_CONFIG ?= pkg-config
 VERSION ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-PKGS := libcurl libcjson yaml-0.1 libnftnl libmnl libsystemd libmicrohttpd
+PKGS := libcurl libcjson yaml-0.1 libnftnl libmnl libnetfilter_conntrack libsystemd libmicrohttpd
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
@@ -42,7 +42,7 @@ endif
 
 # Every .c in a module folder is part of the program; agent/main.c is the
 # only one left out of the unit-test link.
-MODULES := lib kube model nft resolv systemd agent
+MODULES := lib kube model nft conntrack resolv systemd agent
 SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_SRCS := $(filter-out agent/main.c,$(SRCS))

@@ -9,6 +9,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "conntrack/conntrack.h"
 #include "kube/kube.h"
 #include "lib/histogram.h"
 #include "model/model.h"
@@ -23,6 +24,12 @@ struct agent {
 	struct nft *nft;
 	struct resolv *resolv;
 	struct nft_monitor *monitor;
+	struct ct_plan *conntrack; /* UDP keys whose stale flows to delete */
+	sd_event_source *conntrack_source; /* the next cleanup, when rate-limited */
+	uint64_t conntrack_last_usec;      /* when the last cleanup ended */
+	uint64_t conntrack_deleted;  /* entries deleted, for the metrics */
+	uint64_t conntrack_failures; /* cleanups that failed */
+	int conntrack_last_error;    /* said once until a cleanup succeeds */
 	sd_event_source *monitor_source;
 	sd_event_source *verify_source;
 	uint64_t restorations;

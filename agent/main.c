@@ -12,6 +12,7 @@
 
 #include "agent/agent.h"
 #include "agent/config.h"
+#include "agent/flows.h"
 #include "agent/operate.h"
 #include "agent/service.h"
 #include "kube/kube.h"
@@ -68,8 +69,11 @@ static void use_config(struct config *c, char *path)
 /* One entry the datapath refuses must not hold back all the others. */
 static int stage_one(const struct model_key *key, const struct model_entry *entry, void *userdata)
 {
-	int r = nft_stage(userdata, key, entry);
+	struct agent *a = userdata;
+	int r = nft_stage(a->nft, key, entry);
 
+	if (r >= 0 && flows_note(a, key, entry) < 0)
+		return -ENOMEM;
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0)
@@ -154,7 +158,7 @@ static void sync_now(struct agent *a)
 	uint64_t t0 = now_usec(CLOCK_MONOTONIC);
 	int r;
 
-	r = model_flush_changes(a->model, stage_one, a->nft);
+	r = model_flush_changes(a->model, stage_one, a);
 	if (r < 0) {
 		sync_failed(a, r, "staging changes");
 		return;
@@ -175,6 +179,7 @@ static void sync_now(struct agent *a)
 		report_first_sync(a, a->last_sync_usec - t0);
 	operate_sync_done(a, t0);
 	service_synced(a);
+	flows_committed(a);
 }
 
 static int on_sync(sd_event_source *s, void *userdata)
@@ -435,6 +440,7 @@ static void agent_done(struct agent *a)
 	a->monitor_source = sd_event_source_disable_unref(a->monitor_source);
 	a->verify_source = sd_event_source_disable_unref(a->verify_source);
 	a->monitor = nft_monitor_free(a->monitor);
+	flows_free(a);
 	a->sync_source = sd_event_source_disable_unref(a->sync_source);
 	a->delay_source = sd_event_source_disable_unref(a->delay_source);
 	a->retry_source = sd_event_source_disable_unref(a->retry_source);
@@ -654,6 +660,7 @@ static int agent_init(struct agent *a)
 	sd_event_source_set_enabled(a->delay_source, SD_EVENT_OFF);
 	if ((r = model_new(&a->model)) < 0 || (r = model_set_zone(a->model, arg_zone)) < 0 ||
 	    (r = model_set_external(a->model, arg_external_ips)) < 0 || (r = nft_new(&a->nft)) < 0 ||
+	    (r = flows_new(a)) < 0 ||
 	    (r = set_service_cidrs(a)) < 0 || (r = monitor_init(a)) < 0)
 		return r;
 	set_gateway(a);

@@ -205,6 +205,14 @@ static void render_syncs(FILE *f, struct agent *a)
 	prom_header(f, "kubeannex_self_heal_restorations_total", "counter",
 		    "Times kube-annex's tables were changed from outside and restored");
 	fprintf(f, "kubeannex_self_heal_restorations_total %" PRIu64 "\n", a->restorations);
+	prom_header(f, "kubeannex_conntrack_entries_deleted_total", "counter",
+		    "UDP conntrack entries deleted because their endpoint left the Service port "
+		    "(the client's next datagram picks a serving endpoint)");
+	fprintf(f, "kubeannex_conntrack_entries_deleted_total %" PRIu64 "\n", a->conntrack_deleted);
+	prom_header(f, "kubeannex_conntrack_cleanup_failures_total", "counter",
+		    "Conntrack cleanups after a sync that failed (the rules were committed)");
+	fprintf(f, "kubeannex_conntrack_cleanup_failures_total %" PRIu64 "\n",
+		a->conntrack_failures);
 }
 
 static void render_state(FILE *f, struct agent *a)

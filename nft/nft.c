@@ -1856,33 +1856,61 @@ int nft_cleanup(char **ret_error)
 	return r;
 }
 
+/* A record's committed state as a model entry; backends point into it. */
+static void entry_from_record(const struct record *rec, struct model_key *ret_key,
+			      struct model_entry *ret)
+{
+	const struct state *s = &rec->committed;
+	struct model_key key = { .protocol = rec->key.protocol, .port = rec->key.port };
+	struct model_entry e = {};
+
+	key.vip.family = rec->key.family == NFT_FAMILY_IP ? AF_INET : AF_INET6;
+	memcpy(key.vip.bytes, rec->key.addr, rec->key.family == NFT_FAMILY_IP ? 4 : 16);
+	e.vip = key.vip;
+	e.protocol = key.protocol;
+	e.port = key.port;
+	e.verdict = s->kind == NFT_KIND_FORWARD ? MODEL_FORWARD :
+		    s->kind == NFT_KIND_DROP    ? MODEL_DROP :
+						  MODEL_REJECT;
+	snprintf(e.comment, sizeof(e.comment), "%s", s->comment ? s->comment : "");
+	e.backends = s->backends;
+	e.n_backends = s->n_backends;
+	e.affinity_timeout_sec = s->affinity_timeout_sec;
+	*ret_key = key;
+	*ret = e;
+}
+
 int nft_foreach_committed(const struct nft *n, model_change_fn fn, void *userdata)
 {
 	const struct record *rec, *tmp;
 
 	HASH_ITER(hh, n->records, rec, tmp) {
-		const struct state *s = &rec->committed;
-		struct model_key key = { .protocol = rec->key.protocol, .port = rec->key.port };
-		struct model_entry e = {};
+		struct model_key key;
+		struct model_entry e;
 		int r;
 
-		if (s->kind == NFT_KIND_NONE)
+		if (rec->committed.kind == NFT_KIND_NONE)
 			continue;
-		key.vip.family = rec->key.family == NFT_FAMILY_IP ? AF_INET : AF_INET6;
-		memcpy(key.vip.bytes, rec->key.addr, rec->key.family == NFT_FAMILY_IP ? 4 : 16);
-		e.vip = key.vip;
-		e.protocol = key.protocol;
-		e.port = key.port;
-		e.verdict = s->kind == NFT_KIND_FORWARD ? MODEL_FORWARD :
-			    s->kind == NFT_KIND_DROP    ? MODEL_DROP :
-							  MODEL_REJECT;
-		snprintf(e.comment, sizeof(e.comment), "%s", s->comment ? s->comment : "");
-		e.backends = s->backends;
-		e.n_backends = s->n_backends;
-		e.affinity_timeout_sec = s->affinity_timeout_sec;
+		entry_from_record(rec, &key, &e);
 		r = fn(&key, &e, userdata);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+int nft_committed_entry(const struct nft *n, const struct model_key *mkey,
+			struct model_entry *ret)
+{
+	const struct record *rec;
+	struct model_key key;
+	struct nft_key k;
+
+	if (key_from_model(mkey, &k) < 0)
+		return 0;
+	HASH_FIND(hh, n->records, &k, sizeof(k), rec);
+	if (!rec || rec->committed.kind == NFT_KIND_NONE)
+		return 0;
+	entry_from_record(rec, &key, ret);
+	return 1;
 }

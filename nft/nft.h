@@ -209,3 +209,12 @@ void nft_get_stats(const struct nft *n, struct nft_stats *ret);
  * only during fn; fn's negative return stops the walk and is returned.
  */
 int nft_foreach_committed(const struct nft *n, model_change_fn fn, void *userdata);
+
+/*
+ * The committed state of one key, as nft_foreach_committed() shows it, into
+ * *ret: 1, or 0 when nothing is committed for it. Its backends point into
+ * n and stay valid until the next nft_commit() or nft_reset() (staging
+ * leaves the committed copy alone): what a key had before a sync.
+ */
+int nft_committed_entry(const struct nft *n, const struct model_key *key,
+			struct model_entry *ret);

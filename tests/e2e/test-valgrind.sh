@@ -42,7 +42,7 @@ kind: Endpoints
 metadata: {name: web, namespace: shop}
 subsets:
 - addresses: [${a%,}]
-  ports: [{name: http, port: 8080, protocol: TCP}]
+  ports: [{name: http, port: 8080, protocol: TCP}, {name: dns, port: 8080, protocol: UDP}]
 EOF
 }
 
@@ -54,7 +54,9 @@ kind: Service
 metadata: {name: web, namespace: shop}
 spec:
   sessionAffinity: ClientIP
-  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+  ports:
+  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
+  - {name: dns, port: 53, targetPort: 8080, protocol: UDP}
 EOF
 endpoints 10.244.0.11
 
@@ -65,10 +67,15 @@ $KA_IN_HOST valgrind --quiet --leak-check=full --show-leak-kinds=definite,indire
 	</dev/null >"$KA_STATE/kube-annex.log" 2>&1 &
 ka_pid=$!
 ka_wait_for 'host_nft | contains 10.244.0.11' 60 "first sync under valgrind"
+# A UDP flow whose endpoint is replaced below: its conntrack entry goes.
+vip=$(ka_kubectl -n shop get service web -o jsonpath='{.spec.clusterIP}')
+[ -n "$($KA_IN_HOST socat -T1 - "UDP:$vip:53" <<<ping 2>/dev/null)" ] || fail "no UDP answer from $vip:53"
 endpoints 10.244.0.11 10.244.0.12
 ka_wait_for 'host_nft | contains 10.244.0.12' 30 "endpoint added"
 endpoints 10.244.0.13
 ka_wait_for '! host_nft | contains 10.244.0.11' 30 "endpoint replaced"
+ka_wait_for 'grep -q "Deleted 1 stale UDP conntrack entry of Service shop/web:dns" "$KA_STATE/kube-annex.log"' \
+	30 "conntrack cleanup" || fail "the UDP flow's conntrack entry was not deleted"
 ka_kubectl -n shop delete service web >/dev/null
 ka_wait_for '! host_nft | contains shop/web' 30 "Service deleted"
 kill -TERM "$ka_pid"
@@ -76,4 +83,4 @@ rc=0; wait "$ka_pid" || rc=$?
 ka_pid=""
 [ $rc -eq 0 ] || fail "kube-annex under valgrind exited $rc (99 = memory errors or leaks)"
 [ ! -s "$KA_STATE/valgrind.log" ] || { cat "$KA_STATE/valgrind.log"; fail "valgrind reported problems"; }
-ok "start, sync, changes, delete, SIGTERM under valgrind: no memory errors, no leaks"
+ok "start, sync, changes, conntrack cleanup, delete, SIGTERM under valgrind: no memory errors, no leaks"

@@ -563,6 +563,39 @@ static void test_backend_change(void **state)
 	free(l);
 }
 
+/* What a key holds in the kernel, before and after staging and commits. */
+static void test_committed_entry(void **state)
+{
+	struct nft *n = *state;
+	struct svc dns;
+	struct model_entry e;
+
+	svc_init(&dns, "10.96.0.10", IPPROTO_UDP, 53, MODEL_FORWARD, "kube-system/dns:dns");
+	svc_backend(&dns, "10.244.0.11", 8080);
+	svc_backend(&dns, "10.244.0.12", 8080);
+	assert_int_equal(svc_stage(n, &dns), 0);
+	assert_int_equal(nft_committed_entry(n, &dns.key, &e), 0);
+	commit_ok(n);
+	assert_int_equal(nft_committed_entry(n, &dns.key, &e), 1);
+	assert_int_equal(e.verdict, MODEL_FORWARD);
+	assert_int_equal(e.n_backends, 2);
+	assert_string_equal(e.comment, "kube-system/dns:dns");
+
+	/* staging leaves the committed copy alone */
+	dns.entry.n_backends = 1;
+	assert_int_equal(svc_stage(n, &dns), 0);
+	assert_int_equal(nft_committed_entry(n, &dns.key, &e), 1);
+	assert_int_equal(e.n_backends, 2);
+	commit_ok(n);
+	assert_int_equal(nft_committed_entry(n, &dns.key, &e), 1);
+	assert_int_equal(e.n_backends, 1);
+	assert_true(kube_ip_equal(&e.backends[0].addr, &dns.backends[0].addr));
+
+	assert_int_equal(svc_unstage(n, &dns), 0);
+	commit_ok(n);
+	assert_int_equal(nft_committed_entry(n, &dns.key, &e), 0);
+}
+
 static void test_identical(void **state)
 {
 	struct nft *n = *state;
@@ -2111,6 +2144,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopt_affinity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_own_burst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_committed_entry, setup, teardown),
 	};
 	const char *spec = getenv("KUBE_ANNEX_NFT_BENCH");
 	int status;
