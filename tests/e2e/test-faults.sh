@@ -577,7 +577,7 @@ rc=0; stop_ka || rc=$?
 [ $rc -eq 0 ] || fail "missing tokenFile: exit $rc on SIGTERM"
 stop_fake
 
-# =========================== v1 fields the 1.20 server cannot store ===========
+# =========================== v1 fields the 1.20 server cannot store ==================
 # Topology hints (hints.forZones, 1.21+; trafficDistribution PreferClose,
 # 1.30+, is how a newer cluster asks for them), status.loadBalancer.ingress
 # [].ipMode (1.29+), and a non-headless Service without a ClusterIP (a real
@@ -693,7 +693,7 @@ rc=0; stop_ka || rc=$?
 stop_fake
 stop_pid "$backend_pid"
 backend_pid=""
-=======
+
 # =========================== scope: one namespace relists ===========================
 start_fake
 ctl /service "$(svc_json a web 10.96.0.10 '["10.244.0.11"]')" >/dev/null
