@@ -510,6 +510,34 @@ static void x_reject(struct rule_builder *rb)
 	nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, rb->fl->reject_code);
 }
 
+/* goto <chain> */
+static void x_goto(struct rule_builder *rb, const char *chain)
+{
+	struct nftnl_expr *e = rb_expr(rb, "immediate");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)NFT_GOTO);
+	if (nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain) < 0)
+		rb->oom = true;
+}
+
+/* meta l4proto tcp reject with tcp reset */
+static void x_reject_tcp(struct rule_builder *rb)
+{
+	const uint8_t tcp = IPPROTO_TCP;
+	struct nftnl_expr *e;
+
+	x_meta(rb, NFT_META_L4PROTO, NFT_REG_1);
+	x_cmp(rb, NFT_CMP_EQ, &tcp, sizeof(tcp));
+	e = rb_expr(rb, "reject");
+	if (!e)
+		return;
+	/* no code: the kernel neither needs nor lists one for a reset */
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
+}
+
 static int rule_begin(struct rule_builder *rb, enum nft_family f, const char *chain)
 {
 	*rb = (struct rule_builder){ .fl = &layouts[f] };
@@ -574,7 +602,7 @@ static int rule_no_endpoints(struct nft_batch *b, enum nft_family f, const char 
 	return rule_commit(b, f, &rb, chain, NULL);
 }
 
-/* <chain>: ct state new ip daddr @cluster-ips reject */
+/* <chain>: ct state new ip daddr @cluster-ips goto reject-chain */
 static int rule_unknown_ports(struct nft_batch *b, enum nft_family f, const char *chain)
 {
 	struct rule_builder rb;
@@ -587,7 +615,7 @@ static int rule_unknown_ports(struct nft_batch *b, enum nft_family f, const char
 	x_payload(&rb, NFT_PAYLOAD_NETWORK_HEADER, rb.fl->daddr_offset, rb.fl->addr_len,
 		  NFT_REG_1);
 	x_lookup(&rb, f, NFT_SET_CLUSTER_IPS, 0, -1);
-	x_reject(&rb);
+	x_goto(&rb, "reject-chain");
 	return rule_commit(b, f, &rb, chain, "reject traffic to unknown ports of ClusterIPs");
 }
 
@@ -600,6 +628,21 @@ static int rule_reject(struct nft_batch *b, enum nft_family f, const char *chain
 	if (r < 0)
 		return r;
 	x_reject(&rb);
+	return rule_commit(b, f, &rb, chain, NULL);
+}
+
+/* A TCP client gets a reset, not ICMP: a connect() from this host fails
+ * at once either way over IPv4, but over IPv6 Linux acts only on the
+ * port-unreachable of the SYN's retransmit, a second later. */
+static int rule_reject_tcp(struct nft_batch *b, enum nft_family f, const char *chain)
+{
+	struct rule_builder rb;
+	int r;
+
+	r = rule_begin(&rb, f, chain);
+	if (r < 0)
+		return r;
+	x_reject_tcp(&rb);
 	return rule_commit(b, f, &rb, chain, NULL);
 }
 
@@ -986,6 +1029,8 @@ int nft_rs_base(struct nft_batch *b, enum nft_family f, bool gateway,
 		return r;
 
 	r = chain_msg(b, f, NFT_MSG_NEWCHAIN, "reject-chain", NULL);
+	if (r >= 0)
+		r = rule_reject_tcp(b, f, "reject-chain");
 	if (r >= 0)
 		r = rule_reject(b, f, "reject-chain");
 

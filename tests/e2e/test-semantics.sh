@@ -266,7 +266,11 @@ t0=$(now_ms); rc=0
 $KA_IN_HOST curl -s --max-time 5 "http://$seed:1234/" >/dev/null 2>&1 || rc=$?
 dt2=$(($(now_ms) - t0))
 [ $rc -eq 7 ] && [ $dt2 -lt 1000 ] || fail "unknown port on a ClusterIP: curl exit $rc after ${dt2} ms"
-ok "no endpoints: refused in ${dt} ms; unknown port of a ClusterIP: refused in ${dt2} ms"
+t0=$(now_ms); rc=0
+$KA_IN_HOST curl -s --max-time 5 "http://[$dual6]:1234/" >/dev/null 2>&1 || rc=$?
+dt6=$(($(now_ms) - t0))
+[ $rc -eq 7 ] && [ $dt6 -lt 1000 ] || fail "unknown port on an IPv6 ClusterIP: curl exit $rc after ${dt6} ms"
+ok "no endpoints: refused in ${dt} ms; unknown port of a ClusterIP: refused in ${dt2} ms (IPv6: ${dt6} ms, a TCP reset)"
 
 # --- external IPs: DNATed locally like a ClusterIP --------------------------
 [ "$(get 192.0.2.50:80)" = "pod2 8080" ] || fail "external IP 192.0.2.50:80 did not reach pod2"

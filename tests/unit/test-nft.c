@@ -464,7 +464,7 @@ static void test_layout(void **state)
 			      "10.96.7.8 . tcp . 80 comment \"shop/local:http\" : drop");
 	assert_block_contains(l4, "map no-endpoint-services {",
 			      "10.96.7.9 . tcp . 80 comment \"shop/empty:http\" : goto reject-chain");
-	assert_block_contains(l4, "chain reject-chain {", "reject");
+	assert_block_contains(l4, "chain reject-chain {", "reject with tcp reset reject");
 
 	for (const char *vip = "10.96.0.1\00010.96.5.5\00010.96.0.10\00010.96.7.7\000"
 			       "10.96.7.8\00010.96.7.9\00010.96.7.10\0";
@@ -480,7 +480,7 @@ static void test_layout(void **state)
 			      "ct state new ip daddr . meta l4proto . th dport vmap "
 			      "@no-endpoint-services");
 	assert_block_contains(l4, "chain filter-output {",
-			      "ct state new ip daddr @cluster-ips reject comment "
+			      "ct state new ip daddr @cluster-ips goto reject-chain comment "
 			      "\"reject traffic to unknown ports of ClusterIPs\"");
 	assert_not_contains(l4, "fd00");
 	/* Not a gateway by default. */
@@ -1370,7 +1370,7 @@ static void test_adopt_rule_put_back(void **state)
 	shell_ok("nft flush chain ip kube-annex filter-output && "
 		 "nft add rule ip kube-annex filter-output ct state new "
 		 "ip daddr . meta l4proto . th dport vmap @no-endpoint-services && "
-		 "nft add rule ip kube-annex filter-output ct state new ip daddr @cluster-ips reject "
+		 "nft add rule ip kube-annex filter-output ct state new ip daddr @cluster-ips goto reject-chain "
 		 "comment \\\"reject traffic to unknown ports of ClusterIPs\\\"");
 	m = restarted(s, MIXED, &st);
 	assert_int_equal(st.adopted, MIXED);
@@ -1723,7 +1723,7 @@ static void test_service_cidrs(void **state)
 	assert_clean_listing(l4);
 	assert_clean_listing(l6);
 	assert_block_contains(l4, "chain filter-output {",
-			      "ct state new ip daddr @cluster-ips reject comment \"reject traffic to "
+			      "ct state new ip daddr @cluster-ips goto reject-chain comment \"reject traffic to "
 			      "unknown ports of ClusterIPs\" ct state new ip daddr 10.96.0.0/16 drop "
 			      "comment \"Drop traffic to unallocated ClusterIPs\" ct state new ip "
 			      "daddr 10.112.0.0/12 drop comment");
