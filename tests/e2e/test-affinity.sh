@@ -10,43 +10,12 @@
 # answer, or refuse unknown ports.
 set -euo pipefail
 
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces, nftables)" >&2; exit 77; }
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kaaff}
-export KA_IN_NS_EXEC=0
-source "$top/tests/env/lib.sh"
-# Read all input before matching: with pipefail, "producer | grep -q" fails
-# whenever grep exits before the producer has written everything.
-contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
-BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
-ka_pid=""
+source "$(dirname "$0")/common.sh"
 
-finish() {
-	local rc=$?
-	if [ -n "$ka_pid" ] && kill -0 "$ka_pid" 2>/dev/null; then
-		kill -TERM "$ka_pid"; wait "$ka_pid" 2>/dev/null || true
-	fi
-	[ $rc -eq 0 ] || tail -30 "$KA_STATE/kube-annex.log" 2>/dev/null || true
-	ka_env_down
-	exit $rc
-}
-trap finish EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
-host_nft() { $KA_IN_HOST nft list table "$1" kube-annex 2>/dev/null; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-# curl from the host; prints the answer ("podN port") or nothing
-get() { $KA_IN_HOST curl -s --max-time 2 "http://$1/" 2>/dev/null || true; }
 # N connections; prints the distinct answers, one per line, with counts
 many() { for _ in $(seq "$2"); do get "$1"; done | sort | uniq -c; }
 cip() { ka_kubectl -n aff get service "$1" -o jsonpath="{.spec.clusterIPs[${2:-0}]}"; }
-start_kube_annex() {
-	$KA_IN_HOST "$BIN" --kubeconfig "$KA_KUBECONFIG" "$@" </dev/null >>"$KA_STATE/kube-annex.log" 2>&1 &
-	ka_pid=$!
-}
-stop_kube_annex() { kill -TERM "$ka_pid"; wait "$ka_pid" || fail "kube-annex exited non-zero"; ka_pid=""; }
 endpoints() { # NAME PORT ADDRESS...
 	local name=$1 port=$2 a list=
 	shift 2

@@ -20,44 +20,21 @@
 #   - a reload with gateway: false removes the prerouting chain again.
 set -euo pipefail
 
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces, nftables)" >&2; exit 77; }
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kagw}
-export KA_IN_NS_EXEC=0
-# shellcheck source=../env/lib.sh
-source "$top/tests/env/lib.sh"
-# Read all input before matching: with pipefail, "producer | grep -q" fails
-# whenever grep exits before the producer has written everything.
-contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
-BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
+source "$(dirname "$0")/common.sh"
 LAN_NS=$KA_PREFIX-lan
 LAN_IP=10.98.0.2
 LAN_IP6=fd00:98::2
 LAN_GW=10.98.0.1
 LAN_GW6=fd00:98::1
-ka_pid=""
 root_rules_before=$(nft list ruleset 2>/dev/null | md5sum)
 
-finish() {
-	local rc=$?
-	if [ -n "$ka_pid" ] && kill -0 "$ka_pid" 2>/dev/null; then
-		kill -TERM "$ka_pid"; wait "$ka_pid" 2>/dev/null || true
-	fi
-	[ $rc -eq 0 ] || tail -30 "$KA_STATE/kube-annex.log" 2>/dev/null || true
-	# Ours, not lib.sh's: deleting the namespace deletes both veth ends.
+# Ours, not lib.sh's: deleting the namespace deletes both veth ends.
+e2e_cleanup() {
 	if ip netns list | cut -d' ' -f1 | grep -qx "$LAN_NS"; then
-		ip netns delete "$LAN_NS" || rc=1
+		ip netns delete "$LAN_NS"
 	fi
-	ka_env_down
-	exit $rc
 }
-trap finish EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-host_nft() { $KA_IN_HOST nft list table "$1" kube-annex 2>/dev/null; }
 IN_LAN="nsenter --net=/run/netns/$LAN_NS"
 # curl URL from the host or the lan box: prints the answer, or nothing
 host_get() { $KA_IN_HOST curl -s --max-time 2 "$1" 2>/dev/null || true; }

@@ -13,38 +13,13 @@
 # shellcheck disable=SC2016
 set -euo pipefail
 
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces, nftables)" >&2; exit 77; }
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kalegacy}
-export KA_IN_NS_EXEC=0
 export KA_APISERVER_EXTRA_ARGS=--runtime-config=discovery.k8s.io/v1beta1=false
 # The EndpointSlice controllers have no API to write to.
 export KA_KCM_CONTROLLERS=serviceaccount-token,serviceaccount,endpoint,namespace,garbagecollector
-source "$top/tests/env/lib.sh"
-# Read all input before matching: with pipefail, "producer | grep -q" fails
-# whenever grep exits before the producer has written everything.
-contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
-BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
-ka_pid=""
+source "$(dirname "$0")/common.sh"
 t_start=$EPOCHREALTIME
 
-finish() {
-	local rc=$?
-	if [ -n "$ka_pid" ] && kill -0 "$ka_pid" 2>/dev/null; then
-		kill -TERM "$ka_pid"; wait "$ka_pid" 2>/dev/null || true
-	fi
-	[ $rc -eq 0 ] || tail -30 "$KA_STATE/kube-annex.log" 2>/dev/null || true
-	ka_env_down
-	exit $rc
-}
-trap finish EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
-host_nft() { $KA_IN_HOST nft list table ip kube-annex 2>/dev/null; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-get() { $KA_IN_HOST curl -s --max-time 2 "http://$1/" 2>/dev/null || true; }
 # N answers from http://$1/, counted: "12 pod1 80, 12 pod2 80"
 spread() {
 	local i

@@ -9,34 +9,8 @@
 # (direct mode, on a private copy of /etc).
 set -euo pipefail
 
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces, nftables)" >&2; exit 77; }
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kascope}
-export KA_IN_NS_EXEC=0
-source "$top/tests/env/lib.sh"
-# Read all input before matching: with pipefail, "producer | grep -q" fails
-# whenever grep exits before the producer has written everything.
-contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
-BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
-ka_pid=""
-
-finish() {
-	local rc=$?
-	if [ -n "$ka_pid" ] && kill -0 "$ka_pid" 2>/dev/null; then
-		kill -TERM "$ka_pid"; wait "$ka_pid" 2>/dev/null || true
-	fi
-	[ $rc -eq 0 ] || tail -40 "$KA_STATE/kube-annex.log" 2>/dev/null || true
-	ka_env_down
-	exit $rc
-}
-trap finish EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
-host_nft() { $KA_IN_HOST nft list table ip kube-annex 2>/dev/null || true; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-get() { $KA_IN_HOST curl -s --max-time 2 "http://$1/" 2>/dev/null || true; }
+source "$(dirname "$0")/common.sh"
 udp() { $KA_IN_HOST socat -T1 - "UDP:$1" <<<"ping" 2>/dev/null || true; }
 cip() { ka_kubectl -n "$1" get service "$2" -o jsonpath='{.spec.clusterIP}'; }
 log_lines() { wc -l <"$KA_STATE/kube-annex.log"; }

@@ -13,47 +13,16 @@
 # covers them with v1 objects.)
 set -euo pipefail
 
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces, nftables)" >&2; exit 77; }
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kasem}
-export KA_IN_NS_EXEC=0
 export KA_FEATURE_GATES=EndpointSliceTerminatingCondition=true
-source "$top/tests/env/lib.sh"
-# Read all input before matching: with pipefail, "producer | grep -q" fails
-# whenever grep exits before the producer has written everything.
-contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
-BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
-ka_pid=""
+source "$(dirname "$0")/common.sh"
 t_start=$EPOCHREALTIME
 skipped=()
 
-finish() {
-	local rc=$?
-	if [ -n "$ka_pid" ] && kill -0 "$ka_pid" 2>/dev/null; then
-		kill -TERM "$ka_pid"; wait "$ka_pid" 2>/dev/null || true
-	fi
-	[ $rc -eq 0 ] || tail -30 "$KA_STATE/kube-annex.log" 2>/dev/null || true
-	ka_env_down
-	exit $rc
-}
-trap finish EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
-host_nft() { $KA_IN_HOST nft list table "$1" kube-annex 2>/dev/null; }
 no_endpoint_map() { $KA_IN_HOST nft list map ip kube-annex no-endpoint-services 2>/dev/null; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-# curl from the host; prints the answer ("podN port") or nothing
-get() { $KA_IN_HOST curl -s --max-time 2 "http://$1/" 2>/dev/null || true; }
 # one UDP datagram from the host; prints the answer
 udp() { $KA_IN_HOST socat -T1 - "UDP:$1" <<<"ping" 2>/dev/null || true; }
 cip() { ka_kubectl -n sem get service "$1" -o jsonpath="{.spec.clusterIPs[${2:-0}]}"; }
-start_kube_annex() {
-	$KA_IN_HOST "$BIN" --kubeconfig "$KA_KUBECONFIG" "$@" </dev/null >>"$KA_STATE/kube-annex.log" 2>&1 &
-	ka_pid=$!
-}
-stop_kube_annex() { kill -TERM "$ka_pid"; wait "$ka_pid" || true; ka_pid=""; }
 # N answers from http://$1/, sorted and counted: "12 pod1 8080" lines joined by ", "
 spread() {
 	local i
