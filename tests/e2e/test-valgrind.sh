@@ -60,13 +60,27 @@ spec:
 EOF
 endpoints 10.244.0.11
 
+# Namespace scope, gateway mode and the Service CIDR: their code paths too.
+CONF=$KA_STATE/valgrind.yaml
+conf="namespaces: [shop]
+gateway: true
+service-cidr: $KA_SERVICE_CIDR"
+printf '%s\n' "$conf" >"$CONF"
 $KA_IN_HOST valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
 	--errors-for-leak-kinds=definite,indirect --error-exitcode=99 --track-fds=no \
 	--log-file="$KA_STATE/valgrind.log" \
-	"$BIN" --kubeconfig "$KA_KUBECONFIG" --service-cidr "$KA_SERVICE_CIDR" -v \
+	"$BIN" --kubeconfig "$KA_KUBECONFIG" --config "$CONF" -v \
 	</dev/null >"$KA_STATE/kube-annex.log" 2>&1 &
 ka_pid=$!
 ka_wait_for 'host_nft | contains 10.244.0.11' 60 "first sync under valgrind"
+# A reload to a label selector nothing matches retires the namespace's
+# Service watch for a new one (the Service goes); a reload back restores it.
+printf '%s\nlabel-selector: tier=none\n' "$conf" >"$CONF"
+"$BIN" --reload "$ka_pid" || fail "reload to a label selector failed"
+ka_wait_for '! host_nft | contains shop/web' 60 "Service gone with the selector"
+printf '%s\n' "$conf" >"$CONF"
+"$BIN" --reload "$ka_pid" || fail "reload back failed"
+ka_wait_for 'host_nft | contains 10.244.0.11' 60 "Service back without the selector"
 # A UDP flow whose endpoint is replaced below: its conntrack entry goes.
 vip=$(ka_kubectl -n shop get service web -o jsonpath='{.spec.clusterIP}')
 [ -n "$($KA_IN_HOST socat -T1 - "UDP:$vip:53" <<<ping 2>/dev/null)" ] || fail "no UDP answer from $vip:53"
@@ -83,4 +97,4 @@ rc=0; wait "$ka_pid" || rc=$?
 ka_pid=""
 [ $rc -eq 0 ] || fail "kube-annex under valgrind exited $rc (99 = memory errors or leaks)"
 [ ! -s "$KA_STATE/valgrind.log" ] || { cat "$KA_STATE/valgrind.log"; fail "valgrind reported problems"; }
-ok "start, sync, changes, conntrack cleanup, delete, SIGTERM under valgrind: no memory errors, no leaks"
+ok "start, sync, reloads (scope), changes, conntrack cleanup, delete, SIGTERM under valgrind: no memory errors, no leaks"
