@@ -201,6 +201,44 @@ int kube_endpoint_slice_decode(const struct cJSON *obj, struct kube_endpoint_sli
 int kube_endpoints_decode(const struct cJSON *obj, struct kube_endpoint_slice ***ret,
 			  size_t *ret_n, char **ret_error);
 
+/*
+ * A ServiceCIDR (networking.k8s.io v1 or v1beta1, cluster-scoped): the
+ * ranges the API server allocates ClusterIPs from. The API allows one
+ * range per family; a few more are tolerated. One being deleted still
+ * counts while it exists (its addresses may still be allocated), as
+ * kube-proxy does.
+ */
+#define KUBE_MAX_CIDRS 4u               /* spec.cidrs per ServiceCIDR (API: 2) */
+#define KUBE_MAX_SERVICE_CIDR_OBJECTS 64u /* ServiceCIDRs held at once */
+
+struct kube_cidr {
+	struct kube_ip addr; /* host bits zero */
+	unsigned prefix;     /* 1 ..= 32 or 128 */
+};
+
+struct kube_service_cidr {
+	char *name;
+	struct kube_cidr cidrs[KUBE_MAX_CIDRS];
+	size_t n_cidrs;
+	bool deleting; /* metadata.deletionTimestamp set */
+};
+
+int kube_service_cidr_decode(const struct cJSON *obj, struct kube_service_cidr **ret,
+			     char **ret_error);
+struct kube_service_cidr *kube_service_cidr_free(struct kube_service_cidr *s);
+/* "10.96.0.0/16" into ret: 0, or -EINVAL unless an address with its host
+ * bits zero and a prefix of 1 ..= 32 or 128. */
+int kube_cidr_parse(const char *s, struct kube_cidr *ret);
+/*
+ * The union of the ranges of v[0..n) (NULL entries skipped): distinct,
+ * sorted (IPv4 first, then by address and prefix) so that the same set
+ * always gives the same rules. At most max go to ret; *ret_n is how many.
+ * Returns 0, or -E2BIG when there were more than max (the first max of the
+ * sorted union are in ret).
+ */
+int kube_service_cidrs_union(struct kube_service_cidr *const *v, size_t n, struct kube_cidr *ret,
+			     size_t max, size_t *ret_n);
+
 /* metadata.namespace / metadata.name / metadata.resourceVersion, or NULL. */
 const char *kube_meta_string(const struct cJSON *obj, const char *field);
 
