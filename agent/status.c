@@ -175,7 +175,7 @@ int operate_health(struct agent *a, char *reason, size_t len)
 	uint64_t grace = stale < DISCONNECTED_GRACE_USEC ? stale : DISCONNECTED_GRACE_USEC;
 	char t[32];
 
-	for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+	for (int k = 0; k < KUBE_IMPORT_KINDS; k++) {
 		struct kube_watch_info w;
 		uint64_t last, age;
 
@@ -380,7 +380,7 @@ static cJSON *api_json(struct agent *a, uint64_t now)
 	n_watches = kube_client_watches(a->client, w, ARRAY_SIZE(w));
 	if (n_watches == 0) {
 		/* before discovery: one line per kind */
-		for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+		for (int k = 0; k < KUBE_IMPORT_KINDS; k++) {
 			kube_client_watch_info(a->client, k, &w[k]);
 			connected = connected && w[k].watching;
 			cJSON_AddItemToArray(watches, watch_json(&w[k], now));

@@ -279,8 +279,13 @@ int kube_lines_feed(struct kube_lines *l, const char *data, size_t len, kube_lin
 enum kube_kind {
 	KUBE_KIND_SERVICE,
 	KUBE_KIND_ENDPOINTS, /* EndpointSlices or, on old clusters, Endpoints */
+	/* Optional: only where discovery finds it; not part of the import
+	 * (a scope does not apply to it, a reload does not wait for it). */
+	KUBE_KIND_SERVICE_CIDR,
 	_KUBE_KIND_MAX,
 };
+/* Services and endpoints: the kinds a scope imports and a sync waits for. */
+#define KUBE_IMPORT_KINDS (KUBE_KIND_ENDPOINTS + 1)
 
 struct kube_handlers {
 	/* Ownership of svc passes to the handler. */
@@ -292,9 +297,16 @@ struct kube_handlers {
 	void (*endpoints_upsert)(void *userdata, const char *ns, const char *name,
 				 struct kube_endpoint_slice **slices, size_t n);
 	void (*endpoints_delete)(void *userdata, const char *ns, const char *name);
+	/* ServiceCIDRs, cluster-scoped. Ownership of cidr passes to the
+	 * handler. Optional (NULL: ServiceCIDRs are not watched). */
+	void (*service_cidr_upsert)(void *userdata, struct kube_service_cidr *cidr);
+	void (*service_cidr_delete)(void *userdata, const char *name);
 	/* A LIST of kind completed (first list, or a relist) and every delete
 	 * it implies was delivered, and every watch of that kind (each
-	 * namespace of the scope) has completed a first LIST. */
+	 * namespace of the scope) has completed a first LIST.
+	 * KUBE_KIND_SERVICE_CIDR is also reported synced (once) when the
+	 * cluster has no ServiceCIDR API or they cannot be read (403): the
+	 * set is then as known as it will be. */
 	void (*synced)(void *userdata, enum kube_kind kind);
 	/* An object failed to decode: it is skipped; the handler logs. */
 	void (*bad_object)(void *userdata, const char *kind, const char *ns, const char *name,
@@ -366,6 +378,10 @@ const struct kube_scope *kube_client_scope(const struct kube_client *c);
 void kube_client_set_config(struct kube_client *c, const struct kube_config *config);
 /* Which API the endpoints come from, e.g. "discovery.k8s.io/v1". */
 const char *kube_client_endpoints_api(const struct kube_client *c);
+/* Where ServiceCIDRs come from: "networking.k8s.io/v1", "...v1beta1",
+ * NULL when the cluster has none (or before discovery got that far);
+ * *ret_forbidden when listing them was refused (403). */
+const char *kube_client_service_cidr_api(const struct kube_client *c, bool *ret_forbidden);
 
 /*
  * Watch staleness: a watch on which nothing (event, bookmark, the
