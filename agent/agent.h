@@ -38,6 +38,10 @@ struct agent {
 	sd_event_source *retry_source;
 	uint64_t retry_usec;
 	bool synced[_KUBE_KIND_MAX];
+	/* ServiceCIDR objects as listed (by name); used when no --service-cidr */
+	struct kube_service_cidr *service_cidrs[KUBE_MAX_SERVICE_CIDR_OBJECTS];
+	size_t n_service_cidrs;
+	const char *service_cidr_source; /* "--service-cidr", "ServiceCIDR objects", NULL */
 	bool ready;
 	uint64_t start_usec;
 	uint64_t last_sync_usec;

@@ -200,7 +200,10 @@ static void schedule_sync(struct agent *a)
 {
 	if (!a->first_change_usec)
 		a->first_change_usec = now_usec(CLOCK_MONOTONIC);
-	if (!a->synced[KUBE_KIND_SERVICE] || !a->synced[KUBE_KIND_ENDPOINTS])
+	/* ServiceCIDRs count as synced when the cluster has none or they
+	 * cannot be read: the first commit then waits only for a LIST. */
+	if (!a->synced[KUBE_KIND_SERVICE] || !a->synced[KUBE_KIND_ENDPOINTS] ||
+	    !a->synced[KUBE_KIND_SERVICE_CIDR])
 		return;
 	if (!model_has_dirty(a->model) && a->ready && !nft_pending(a->nft))
 		return;
@@ -334,13 +337,66 @@ static void on_endpoints_delete(void *userdata, const char *ns, const char *name
 	schedule_sync(a);
 }
 
+static int set_service_cidrs(struct agent *a);
+
+static struct kube_service_cidr **service_cidr_find(struct agent *a, const char *name)
+{
+	for (size_t i = 0; i < a->n_service_cidrs; i++)
+		if (streq(a->service_cidrs[i]->name, name))
+			return &a->service_cidrs[i];
+	return NULL;
+}
+
+static void service_cidrs_changed(struct agent *a)
+{
+	if (set_service_cidrs(a) < 0)
+		log_error("Failed to apply the ServiceCIDRs: out of memory");
+	schedule_sync(a);
+}
+
+static void on_service_cidr_upsert(void *userdata, struct kube_service_cidr *cidr)
+{
+	struct agent *a = userdata;
+	struct kube_service_cidr **slot = service_cidr_find(a, cidr->name);
+
+	if (slot) {
+		kube_service_cidr_free(*slot);
+		*slot = cidr;
+	} else if (a->n_service_cidrs < KUBE_MAX_SERVICE_CIDR_OBJECTS) {
+		a->service_cidrs[a->n_service_cidrs++] = cidr;
+	} else {
+		log_warning("Skipping ServiceCIDR %s: more than %u ServiceCIDRs", cidr->name,
+			    KUBE_MAX_SERVICE_CIDR_OBJECTS);
+		kube_service_cidr_free(cidr);
+		return;
+	}
+	service_cidrs_changed(a);
+}
+
+static void on_service_cidr_delete(void *userdata, const char *name)
+{
+	struct agent *a = userdata;
+	struct kube_service_cidr **slot = service_cidr_find(a, name);
+
+	if (!slot)
+		return;
+	kube_service_cidr_free(*slot);
+	*slot = a->service_cidrs[--a->n_service_cidrs];
+	service_cidrs_changed(a);
+}
+
 static void on_synced(void *userdata, enum kube_kind kind)
 {
 	struct agent *a = userdata;
+	static const char *const names[_KUBE_KIND_MAX] = {
+		[KUBE_KIND_SERVICE] = "Services",
+		[KUBE_KIND_ENDPOINTS] = "endpoints",
+		[KUBE_KIND_SERVICE_CIDR] = "ServiceCIDRs",
+	};
 
-	if (!a->synced[kind])
-		log_info("Initial list of %s complete",
-			 kind == KUBE_KIND_SERVICE ? "Services" : "endpoints");
+	if (!a->synced[kind] && (kind != KUBE_KIND_SERVICE_CIDR ||
+				 kube_client_service_cidr_api(a->client, NULL)))
+		log_info("Initial list of %s complete", names[kind]);
 	a->synced[kind] = true;
 	if (kind == KUBE_KIND_SERVICE)
 		resolv_services_synced(a->resolv);
@@ -353,7 +409,8 @@ static void on_bad_object(void *userdata, const char *kind, const char *ns, cons
 	struct agent *a = userdata;
 
 	a->bad_objects++;
-	log_warning("Skipping %s %s/%s: %s", kind, ns, name, error);
+	/* cluster-scoped objects (ServiceCIDRs) have no namespace */
+	log_warning("Skipping %s %s%s%s: %s", kind, ns, *ns ? "/" : "", name, error);
 }
 
 static void on_trouble(void *userdata, const char *what)
@@ -367,6 +424,8 @@ static const struct kube_handlers handlers = {
 	.service_delete = on_service_delete,
 	.endpoints_upsert = on_endpoints_upsert,
 	.endpoints_delete = on_endpoints_delete,
+	.service_cidr_upsert = on_service_cidr_upsert,
+	.service_cidr_delete = on_service_cidr_delete,
 	.synced = on_synced,
 	.bad_object = on_bad_object,
 	.trouble = on_trouble,
@@ -437,6 +496,9 @@ static void agent_done(struct agent *a)
 		resolv_stop(a->resolv);
 	a->resolv = resolv_free(a->resolv);
 	a->client = kube_client_free(a->client);
+	for (size_t i = 0; i < a->n_service_cidrs; i++)
+		kube_service_cidr_free(a->service_cidrs[i]);
+	a->n_service_cidrs = 0;
 	a->monitor_source = sd_event_source_disable_unref(a->monitor_source);
 	a->verify_source = sd_event_source_disable_unref(a->verify_source);
 	a->monitor = nft_monitor_free(a->monitor);
@@ -461,7 +523,28 @@ static bool dns_options_equal(const struct resolv_options *x, const struct resol
 	       streq_ptr(x->service_cidrs, y->service_cidrs);
 }
 
-/* service-cidr (checked by agent/config.c); a change rebuilds the tables. */
+/* The union of the ServiceCIDR objects, bounded by what nft takes. */
+static void discovered_service_cidrs(struct agent *a, struct nft_service_cidr *ret, size_t *ret_n)
+{
+	struct kube_cidr u[NFT_MAX_SERVICE_CIDRS];
+	size_t n = 0;
+
+	/* Too many ranges: the rest are not dropped, which is what happens
+	 * without any. */
+	if (kube_service_cidrs_union(a->service_cidrs, a->n_service_cidrs, u, ARRAY_SIZE(u), &n) < 0)
+		log_warning("The ServiceCIDRs hold more than %u distinct ranges: only the first %u "
+			    "drop traffic to unallocated addresses",
+			    NFT_MAX_SERVICE_CIDRS, NFT_MAX_SERVICE_CIDRS);
+	for (size_t i = 0; i < n; i++)
+		ret[i] = (struct nft_service_cidr){ .addr = u[i].addr, .prefix = u[i].prefix };
+	*ret_n = n;
+}
+
+/*
+ * service-cidr (checked by agent/config.c) when given: explicit
+ * configuration wins. Else the ServiceCIDR objects of the cluster, if it
+ * has them. A change rebuilds the tables.
+ */
 static int set_service_cidrs(struct agent *a)
 {
 	struct nft_service_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
@@ -469,8 +552,13 @@ static int set_service_cidrs(struct agent *a)
 	size_t n = 0;
 	int r = 0;
 
-	if (arg_config->service_cidrs)
+	if (arg_config->service_cidrs) {
 		r = nft_service_cidrs_parse(arg_config->service_cidrs, cidrs, &n, &error);
+		a->service_cidr_source = "--service-cidr";
+	} else {
+		discovered_service_cidrs(a, cidrs, &n);
+		a->service_cidr_source = n ? "ServiceCIDR objects" : NULL;
+	}
 	if (r >= 0)
 		r = nft_set_service_cidrs(a->nft, cidrs, n);
 	if (r >= 0 && nft_pending(a->nft))

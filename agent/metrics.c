@@ -280,11 +280,11 @@ static void render_api(FILE *f, struct agent *a)
 		  "Watches dropped and opened again because nothing arrived for too long" },
 	};
 
-	for (int k = 0; k < _KUBE_KIND_MAX; k++)
+	for (int k = 0; k < KUBE_IMPORT_KINDS; k++)
 		kube_client_watch_info(a->client, k, &w[k]);
 	for (size_t i = 0; i < ARRAY_SIZE(per_watch); i++) {
 		prom_header(f, per_watch[i].name, per_watch[i].type, per_watch[i].help);
-		for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+		for (int k = 0; k < KUBE_IMPORT_KINDS; k++) {
 			fprintf(f, "%s{resource=\"%s\"} ", per_watch[i].name, resource_label(k, &w[k]));
 			switch (i) {
 			case 0:

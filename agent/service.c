@@ -188,7 +188,7 @@ static bool relisted(struct agent *a)
 {
 	struct kube_watch_info w;
 
-	for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+	for (int k = 0; k < KUBE_IMPORT_KINDS; k++) {
 		kube_client_watch_info(a->client, k, &w);
 		if (w.listing || !w.synced)
 			return false;

@@ -175,7 +175,7 @@ int operate_health(struct agent *a, char *reason, size_t len)
 	uint64_t grace = stale < DISCONNECTED_GRACE_USEC ? stale : DISCONNECTED_GRACE_USEC;
 	char t[32];
 
-	for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+	for (int k = 0; k < KUBE_IMPORT_KINDS; k++) {
 		struct kube_watch_info w;
 		uint64_t last, age;
 
@@ -359,6 +359,38 @@ static cJSON *scope_json(const struct kube_scope *s)
 	return o;
 }
 
+/* The Service CIDRs in effect and where they came from. */
+static cJSON *service_cidrs_json(struct agent *a)
+{
+	struct nft_service_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
+	size_t n = nft_get_service_cidrs(a->nft, cidrs);
+	cJSON *o = cJSON_CreateObject(), *arr;
+	bool forbidden = false;
+	const char *api = kube_client_service_cidr_api(a->client, &forbidden);
+
+	if (!o)
+		return NULL;
+	arr = cJSON_AddArrayToObject(o, "cidrs");
+	for (size_t i = 0; i < n && arr; i++) {
+		char ip[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN + 8];
+
+		snprintf(buf, sizeof(buf), "%s/%u", kube_ip_format(&cidrs[i].addr, ip, sizeof(ip)),
+			 cidrs[i].prefix);
+		cJSON_AddItemToArray(arr, cJSON_CreateString(buf));
+	}
+	if (a->service_cidr_source)
+		cJSON_AddStringToObject(o, "source", a->service_cidr_source);
+	else
+		cJSON_AddNullToObject(o, "source");
+	if (api)
+		cJSON_AddStringToObject(o, "api", api);
+	else
+		cJSON_AddNullToObject(o, "api");
+	cJSON_AddNumberToObject(o, "objects", (double)a->n_service_cidrs);
+	cJSON_AddBoolToObject(o, "forbidden", forbidden);
+	return o;
+}
+
 static cJSON *api_json(struct agent *a, uint64_t now)
 {
 	struct operate *op = a->operate;
@@ -380,7 +412,7 @@ static cJSON *api_json(struct agent *a, uint64_t now)
 	n_watches = kube_client_watches(a->client, w, ARRAY_SIZE(w));
 	if (n_watches == 0) {
 		/* before discovery: one line per kind */
-		for (int k = 0; k < _KUBE_KIND_MAX; k++) {
+		for (int k = 0; k < KUBE_IMPORT_KINDS; k++) {
 			kube_client_watch_info(a->client, k, &w[k]);
 			connected = connected && w[k].watching;
 			cJSON_AddItemToArray(watches, watch_json(&w[k], now));
@@ -393,6 +425,7 @@ static cJSON *api_json(struct agent *a, uint64_t now)
 	if (n_watches > ARRAY_SIZE(w))
 		cJSON_AddNumberToObject(o, "watches_not_shown", (double)(n_watches - ARRAY_SIZE(w)));
 	cJSON_AddItemToObject(o, "scope", scope_json(kube_client_scope(a->client)));
+	cJSON_AddItemToObject(o, "service_cidrs", service_cidrs_json(a));
 	cJSON_AddBoolToObject(o, "connected", connected);
 	cJSON_AddNumberToObject(o, "stale_after_seconds",
 				(double)kube_client_get_stale_timeout(a->client) / USEC_PER_SEC);
@@ -646,6 +679,21 @@ static void render_scope(const cJSON *scope, FILE *out)
 		dns && (cJSON_IsArray(ns) || sel) ? dns : "");
 }
 
+/* "  Service CIDRs: 10.96.0.0/16 (from ServiceCIDR objects, networking.k8s.io/v1)" */
+static void render_service_cidrs(const cJSON *sc, FILE *out)
+{
+	const char *source = str(sc, "source", NULL), *api = str(sc, "api", NULL);
+	char list[512];
+
+	if (!sc)
+		return;
+	join_strings(cJSON_GetObjectItemCaseSensitive(sc, "cidrs"), list, sizeof(list));
+	fprintf(out, "  Service CIDRs: %s (%s%s%s%s)\n", source ? list : "none",
+		source ? "from " : "", source ? source : "unallocated ClusterIPs go to the network",
+		api ? "; ServiceCIDRs from " : flag(sc, "forbidden") ? "; ServiceCIDRs cannot be read" : "",
+		api ? api : "");
+}
+
 static void render_api(const cJSON *api, FILE *out)
 {
 	const cJSON *w, *e, *p = cJSON_GetObjectItemCaseSensitive(api, "last_problem");
@@ -658,6 +706,7 @@ static void render_api(const cJSON *api, FILE *out)
 		flag(api, "connected") ? "connected" : "NOT connected");
 	fprintf(out, "  endpoints from %s\n", str(api, "endpoints_api", "?"));
 	render_scope(cJSON_GetObjectItemCaseSensitive(api, "scope"), out);
+	render_service_cidrs(cJSON_GetObjectItemCaseSensitive(api, "service_cidrs"), out);
 	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(api, "watches"))
 		render_watch(w, out);
 	fprintf(out, "  API errors:     ");

@@ -100,6 +100,14 @@ struct reflector {
 	uint64_t lists, relists, watches, stale_reconnects;
 };
 
+/* Where ServiceCIDRs come from (discovery after the endpoints API). */
+enum cidr_api {
+	CIDR_API_UNKNOWN, /* not discovered yet */
+	CIDR_API_NONE,    /* the cluster has none (or discovery was refused) */
+	CIDR_API_V1,
+	CIDR_API_V1BETA1,
+};
+
 struct kube_client {
 	sd_event *event;
 	const struct kube_config *config;
@@ -107,7 +115,10 @@ struct kube_client {
 	void *userdata;
 	struct http *http;
 	enum kube_endpoints_api api;
-	int discovery_step; /* 0: v1, 1: v1beta1 */
+	int discovery_step; /* endpoints 0: v1, 1: v1beta1; ServiceCIDRs 2: v1, 3: v1beta1 */
+	enum cidr_api cidr_api;
+	bool cidr_forbidden;      /* the last LIST of ServiceCIDRs got 403 */
+	bool cidr_synced_reported; /* synced() said for ServiceCIDRs */
 	struct request *discovery;
 	sd_event_source *discovery_retry;
 	uint64_t discovery_backoff_usec;
@@ -492,6 +503,8 @@ static void deliver_delete(struct reflector *rf, const char *ns, const char *nam
 		return;
 	if (rf->kind == KUBE_KIND_SERVICE)
 		c->handlers.service_delete(c->userdata, ns, name);
+	else if (rf->kind == KUBE_KIND_SERVICE_CIDR)
+		c->handlers.service_cidr_delete(c->userdata, name);
 	else
 		c->handlers.endpoints_delete(c->userdata, ns, name);
 }
@@ -541,6 +554,12 @@ static int deliver_upsert(struct reflector *rf, const cJSON *obj, const char *ns
 		r = kube_service_decode(obj, &svc, &error);
 		if (r >= 0)
 			c->handlers.service_upsert(c->userdata, svc);
+	} else if (rf->kind == KUBE_KIND_SERVICE_CIDR) {
+		struct kube_service_cidr *cidr = NULL;
+
+		r = kube_service_cidr_decode(obj, &cidr, &error);
+		if (r >= 0)
+			c->handlers.service_cidr_upsert(c->userdata, cidr);
 	} else {
 		struct kube_endpoint_slice **slices = NULL;
 		size_t n = 0;
@@ -566,6 +585,8 @@ static int handle_object(struct reflector *rf, const cJSON *obj, bool deleted)
 	struct known *k;
 	int r;
 
+	if (rf->kind == KUBE_KIND_SERVICE_CIDR)
+		ns = ""; /* cluster-scoped: the key is "/name" */
 	if (!ns || !name) {
 		report_bad(rf, ns, name, "metadata.namespace or metadata.name missing");
 		return 0;
@@ -641,9 +662,19 @@ static int watch_line(const char *line, size_t len, void *userdata)
 	return watch_event(q->reflector, ev);
 }
 
-static char *reflector_url(struct reflector *rf, bool watch)
+static char *kind_url(struct reflector *rf, const char *params)
 {
 	struct kube_client *c = rf->client;
+
+	/* ServiceCIDRs are cluster-scoped and never filtered by the scope. */
+	if (rf->kind == KUBE_KIND_SERVICE_CIDR)
+		return strdup_printf("%s/apis/networking.k8s.io/%s/servicecidrs?%s", c->config->server,
+				     c->cidr_api == CIDR_API_V1 ? "v1" : "v1beta1", params);
+	return kube_watch_url(c->config->server, &rf->spec, c->api, params);
+}
+
+static char *reflector_url(struct reflector *rf, bool watch)
+{
 	_cleanup_(freep) char *cont = NULL, *params = NULL;
 
 	if (watch) {
@@ -655,7 +686,7 @@ static char *reflector_url(struct reflector *rf, bool watch)
 				       "&timeoutSeconds=%u",
 				       rf->resource_version,
 				       WATCH_TIMEOUT_MIN_SEC + spread % WATCH_TIMEOUT_SPREAD_SEC);
-		return params ? kube_watch_url(c->config->server, &rf->spec, c->api, params) : NULL;
+		return params ? kind_url(rf, params) : NULL;
 	}
 	if (rf->continue_token) {
 		CURL *e = curl_easy_init();
@@ -669,7 +700,7 @@ static char *reflector_url(struct reflector *rf, bool watch)
 			return NULL;
 	}
 	params = strdup_printf("limit=%d%s", LIST_PAGE_SIZE, cont ? cont : "");
-	return params ? kube_watch_url(c->config->server, &rf->spec, c->api, params) : NULL;
+	return params ? kind_url(rf, params) : NULL;
 }
 
 static void reflector_run(struct reflector *rf);
@@ -818,6 +849,8 @@ static void list_complete(struct reflector *rf)
 	rf->needs_list = false;
 	rf->lists++;
 	sweep_retired(rf->client, rf->kind);
+	if (rf->kind == KUBE_KIND_SERVICE_CIDR)
+		rf->client->cidr_synced_reported = true;
 	if (kind_synced(rf->client, rf->kind))
 		rf->client->handlers.synced(rf->client->userdata, rf->kind);
 }
@@ -849,6 +882,33 @@ static int list_page(struct reflector *rf, struct request *q)
 	return 0;
 }
 
+static void service_cidrs_synced(struct kube_client *c)
+{
+	if (c->cidr_synced_reported)
+		return;
+	c->cidr_synced_reported = true;
+	c->handlers.synced(c->userdata, KUBE_KIND_SERVICE_CIDR);
+}
+
+/*
+ * RBAC without the servicecidrs rule: say so once and carry on without
+ * them (what is known stays); the list is retried with backoff, so a rule
+ * added later takes effect. Nothing waits for them meanwhile.
+ */
+static void service_cidrs_forbidden(struct reflector *rf, const char *why)
+{
+	struct kube_client *c = rf->client;
+
+	if (c->cidr_forbidden) {
+		log_debug("kube: listing ServiceCIDRs still refused: %s", why);
+		return;
+	}
+	c->cidr_forbidden = true;
+	trouble(c, "ServiceCIDRs cannot be read (%s): carrying on without them; "
+		"grant get, list and watch on servicecidrs in networking.k8s.io", why);
+	service_cidrs_synced(c);
+}
+
 static void list_done(struct reflector *rf, struct request *q, CURLcode result, long status)
 {
 	char why[512];
@@ -857,6 +917,8 @@ static void list_done(struct reflector *rf, struct request *q, CURLcode result, 
 	if (result == CURLE_OK && status == 200) {
 		rf->last_data_usec = now_usec(CLOCK_MONOTONIC);
 		rf->down_since_usec = 0;
+		if (rf->kind == KUBE_KIND_SERVICE_CIDR)
+			rf->client->cidr_forbidden = false;
 		r = list_page(rf, q);
 		if (r >= 0) {
 			reflector_run(rf); /* next page, or the watch */
@@ -873,6 +935,11 @@ static void list_done(struct reflector *rf, struct request *q, CURLcode result, 
 	}
 	if (!rf->down_since_usec)
 		rf->down_since_usec = now_usec(CLOCK_MONOTONIC);
+	if (rf->kind == KUBE_KIND_SERVICE_CIDR && status == 403) {
+		service_cidrs_forbidden(rf, why);
+		reflector_retry_later(rf);
+		return;
+	}
 	trouble(rf->client, "listing %s failed: %s%s", rf->what, why,
 		status == 403 && !rf->spec.namespace ?
 		" (an identity with only namespaced permissions needs --namespaces)" : "");
@@ -921,7 +988,7 @@ static int on_discovery_retry(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static bool serves_endpointslices(const struct request *q)
+static bool serves(const struct request *q, const char *resource)
 {
 	_cleanup_(cJSON_Deletep) cJSON *j = cJSON_ParseWithLength(q->body ? q->body : "", q->body_len);
 	const cJSON *res;
@@ -929,7 +996,7 @@ static bool serves_endpointslices(const struct request *q)
 	cJSON_ArrayForEach(res, cJSON_GetObjectItemCaseSensitive(j, "resources")) {
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(res, "name");
 
-		if (cJSON_IsString(name) && streq(name->valuestring, "endpointslices"))
+		if (cJSON_IsString(name) && streq(name->valuestring, resource))
 			return true;
 	}
 	return false;
@@ -944,12 +1011,53 @@ static void discovery_retry_later(struct kube_client *c)
 		trouble(c, "cannot arm discovery retry timer");
 }
 
-static void discovery_done(struct kube_client *c, struct request *q, CURLcode result, long status)
+/* Steps 2 and 3, after the watches started: ServiceCIDRs, optional. */
+static void discovery_cidr_done(struct kube_client *c, struct request *q, CURLcode result,
+				long status)
 {
 	char why[512];
 
 	if (result == CURLE_OK && (status == 200 || status == 404)) {
-		if (status == 200 && serves_endpointslices(q))
+		if (status == 200 && serves(q, "servicecidrs"))
+			c->cidr_api = c->discovery_step == 2 ? CIDR_API_V1 : CIDR_API_V1BETA1;
+		else if (++c->discovery_step < 4) {
+			discovery_run(c);
+			return;
+		} else
+			c->cidr_api = CIDR_API_NONE;
+		log_debug("kube: ServiceCIDRs from %s",
+			  c->cidr_api == CIDR_API_NONE ? "nowhere (no such API)" :
+			  kube_client_service_cidr_api(c, NULL));
+		if (c->cidr_api == CIDR_API_NONE)
+			service_cidrs_synced(c);
+		else
+			start_reflectors(c);
+		return;
+	}
+	describe_failure(q, result, status, why, sizeof(why));
+	if (status == 403) {
+		/* Discovery is open to every identity by default; without it
+		 * there is no telling, and the Services must not wait. */
+		c->cidr_api = CIDR_API_NONE;
+		c->cidr_forbidden = true;
+		trouble(c, "ServiceCIDR API discovery refused (%s): carrying on without them", why);
+		service_cidrs_synced(c);
+		return;
+	}
+	trouble(c, "ServiceCIDR API discovery at %s failed: %s", c->config->server, why);
+	discovery_retry_later(c);
+}
+
+static void discovery_done(struct kube_client *c, struct request *q, CURLcode result, long status)
+{
+	char why[512];
+
+	if (c->discovery_step >= 2) {
+		discovery_cidr_done(c, q, result, status);
+		return;
+	}
+	if (result == CURLE_OK && (status == 200 || status == 404)) {
+		if (status == 200 && serves(q, "endpointslices"))
 			c->api = c->discovery_step == 0 ? KUBE_API_SLICES_V1 : KUBE_API_SLICES_V1BETA1;
 		else if (++c->discovery_step < 2) {
 			discovery_run(c);
@@ -957,6 +1065,13 @@ static void discovery_done(struct kube_client *c, struct request *q, CURLcode re
 		} else
 			c->api = KUBE_API_ENDPOINTS_V1;
 		start_reflectors(c);
+		if (c->handlers.service_cidr_upsert) {
+			c->discovery_backoff_usec = 0;
+			c->discovery_step = 2;
+			discovery_run(c);
+		} else {
+			c->cidr_api = CIDR_API_NONE;
+		}
 		return;
 	}
 	describe_failure(q, result, status, why, sizeof(why));
@@ -967,7 +1082,9 @@ static void discovery_done(struct kube_client *c, struct request *q, CURLcode re
 static void discovery_run(struct kube_client *c)
 {
 	static const char *const paths[] = { "/apis/discovery.k8s.io/v1",
-					     "/apis/discovery.k8s.io/v1beta1" };
+					     "/apis/discovery.k8s.io/v1beta1",
+					     "/apis/networking.k8s.io/v1",
+					     "/apis/networking.k8s.io/v1beta1" };
 	_cleanup_(freep) char *url = strdup_printf("%s%s", c->config->server,
 						   paths[c->discovery_step]);
 	int r;
@@ -1060,6 +1177,16 @@ static int reflectors_update(struct kube_client *c)
 	r = kube_scope_watches(&c->scope, &specs, &n_specs);
 	if (r < 0)
 		return r;
+	if (c->cidr_api == CIDR_API_V1 || c->cidr_api == CIDR_API_V1BETA1) {
+		struct kube_watch_spec *v = reallocarray(specs, n_specs + 1, sizeof(*v));
+
+		if (!v) {
+			kube_watch_specs_free(specs, n_specs);
+			return -ENOMEM;
+		}
+		specs = v;
+		specs[n_specs++] = (struct kube_watch_spec){ .kind = KUBE_KIND_SERVICE_CIDR };
+	}
 	keep = calloc(n_specs, sizeof(*keep));
 	retired = reallocarray(c->retired, c->n_retired + c->n_reflectors + 1, sizeof(*retired));
 	if (!keep || !retired) {
@@ -1144,6 +1271,20 @@ const char *kube_client_endpoints_api(const struct kube_client *c)
 		return "core/v1 Endpoints";
 	default:
 		return "(not discovered yet)";
+	}
+}
+
+const char *kube_client_service_cidr_api(const struct kube_client *c, bool *ret_forbidden)
+{
+	if (ret_forbidden)
+		*ret_forbidden = c->cidr_forbidden;
+	switch (c->cidr_api) {
+	case CIDR_API_V1:
+		return "networking.k8s.io/v1";
+	case CIDR_API_V1BETA1:
+		return "networking.k8s.io/v1beta1";
+	default:
+		return NULL;
 	}
 }
 

@@ -201,6 +201,44 @@ int kube_endpoint_slice_decode(const struct cJSON *obj, struct kube_endpoint_sli
 int kube_endpoints_decode(const struct cJSON *obj, struct kube_endpoint_slice ***ret,
 			  size_t *ret_n, char **ret_error);
 
+/*
+ * A ServiceCIDR (networking.k8s.io v1 or v1beta1, cluster-scoped): the
+ * ranges the API server allocates ClusterIPs from. The API allows one
+ * range per family; a few more are tolerated. One being deleted still
+ * counts while it exists (its addresses may still be allocated), as
+ * kube-proxy does.
+ */
+#define KUBE_MAX_CIDRS 4u               /* spec.cidrs per ServiceCIDR (API: 2) */
+#define KUBE_MAX_SERVICE_CIDR_OBJECTS 64u /* ServiceCIDRs held at once */
+
+struct kube_cidr {
+	struct kube_ip addr; /* host bits zero */
+	unsigned prefix;     /* 1 ..= 32 or 128 */
+};
+
+struct kube_service_cidr {
+	char *name;
+	struct kube_cidr cidrs[KUBE_MAX_CIDRS];
+	size_t n_cidrs;
+	bool deleting; /* metadata.deletionTimestamp set */
+};
+
+int kube_service_cidr_decode(const struct cJSON *obj, struct kube_service_cidr **ret,
+			     char **ret_error);
+struct kube_service_cidr *kube_service_cidr_free(struct kube_service_cidr *s);
+/* "10.96.0.0/16" into ret: 0, or -EINVAL unless an address with its host
+ * bits zero and a prefix of 1 ..= 32 or 128. */
+int kube_cidr_parse(const char *s, struct kube_cidr *ret);
+/*
+ * The union of the ranges of v[0..n) (NULL entries skipped): distinct,
+ * sorted (IPv4 first, then by address and prefix) so that the same set
+ * always gives the same rules. At most max go to ret; *ret_n is how many.
+ * Returns 0, or -E2BIG when there were more than max (the first max of the
+ * sorted union are in ret).
+ */
+int kube_service_cidrs_union(struct kube_service_cidr *const *v, size_t n, struct kube_cidr *ret,
+			     size_t max, size_t *ret_n);
+
 /* metadata.namespace / metadata.name / metadata.resourceVersion, or NULL. */
 const char *kube_meta_string(const struct cJSON *obj, const char *field);
 
@@ -241,8 +279,13 @@ int kube_lines_feed(struct kube_lines *l, const char *data, size_t len, kube_lin
 enum kube_kind {
 	KUBE_KIND_SERVICE,
 	KUBE_KIND_ENDPOINTS, /* EndpointSlices or, on old clusters, Endpoints */
+	/* Optional: only where discovery finds it; not part of the import
+	 * (a scope does not apply to it, a reload does not wait for it). */
+	KUBE_KIND_SERVICE_CIDR,
 	_KUBE_KIND_MAX,
 };
+/* Services and endpoints: the kinds a scope imports and a sync waits for. */
+#define KUBE_IMPORT_KINDS (KUBE_KIND_ENDPOINTS + 1)
 
 struct kube_handlers {
 	/* Ownership of svc passes to the handler. */
@@ -254,9 +297,16 @@ struct kube_handlers {
 	void (*endpoints_upsert)(void *userdata, const char *ns, const char *name,
 				 struct kube_endpoint_slice **slices, size_t n);
 	void (*endpoints_delete)(void *userdata, const char *ns, const char *name);
+	/* ServiceCIDRs, cluster-scoped. Ownership of cidr passes to the
+	 * handler. Optional (NULL: ServiceCIDRs are not watched). */
+	void (*service_cidr_upsert)(void *userdata, struct kube_service_cidr *cidr);
+	void (*service_cidr_delete)(void *userdata, const char *name);
 	/* A LIST of kind completed (first list, or a relist) and every delete
 	 * it implies was delivered, and every watch of that kind (each
-	 * namespace of the scope) has completed a first LIST. */
+	 * namespace of the scope) has completed a first LIST.
+	 * KUBE_KIND_SERVICE_CIDR is also reported synced (once) when the
+	 * cluster has no ServiceCIDR API or they cannot be read (403): the
+	 * set is then as known as it will be. */
 	void (*synced)(void *userdata, enum kube_kind kind);
 	/* An object failed to decode: it is skipped; the handler logs. */
 	void (*bad_object)(void *userdata, const char *kind, const char *ns, const char *name,
@@ -328,6 +378,10 @@ const struct kube_scope *kube_client_scope(const struct kube_client *c);
 void kube_client_set_config(struct kube_client *c, const struct kube_config *config);
 /* Which API the endpoints come from, e.g. "discovery.k8s.io/v1". */
 const char *kube_client_endpoints_api(const struct kube_client *c);
+/* Where ServiceCIDRs come from: "networking.k8s.io/v1", "...v1beta1",
+ * NULL when the cluster has none (or before discovery got that far);
+ * *ret_forbidden when listing them was refused (403). */
+const char *kube_client_service_cidr_api(const struct kube_client *c, bool *ret_forbidden);
 
 /*
  * Watch staleness: a watch on which nothing (event, bookmark, the

@@ -371,7 +371,8 @@ int kube_scope_watches(const struct kube_scope *s, struct kube_watch_spec **ret,
 	v = calloc(2 * (n_ns ? n_ns : 1) + 2, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	for (int k = 0; k < _KUBE_KIND_MAX && r >= 0; k++) {
+	/* The scope's kinds; ServiceCIDRs are the client's own business. */
+	for (int k = 0; k < KUBE_IMPORT_KINDS && r >= 0; k++) {
 		const char *kind_sel = k == KUBE_KIND_SERVICE ? sel : NULL;
 
 		if (!n_ns)
@@ -409,11 +410,15 @@ const char *kube_watch_resource(enum kube_kind kind, enum kube_endpoints_api api
 {
 	if (kind == KUBE_KIND_SERVICE)
 		return "Service";
+	if (kind == KUBE_KIND_SERVICE_CIDR)
+		return "ServiceCIDR";
 	return api == KUBE_API_ENDPOINTS_V1 ? "Endpoints" : "EndpointSlice";
 }
 
 char *kube_watch_scope_text(const struct kube_watch_spec *w)
 {
+	if (w->kind == KUBE_KIND_SERVICE_CIDR)
+		return strdup("cluster");
 	if (w->service_name)
 		return strdup_printf("%s/%s only", w->namespace, w->service_name);
 	if (w->namespace)

@@ -29,6 +29,10 @@
 #             Service without a ClusterIP
 #   scope     --namespaces a,b: namespaced URLs only; a 410 in namespace a
 #             relists a alone and deletes only what a lost
+#   cidrs     ServiceCIDR objects (networking.k8s.io/v1, which 1.20 lacks):
+#             discovered range -> drop rule, an unallocated address in it
+#             times out while a ClusterIP answers; added/deleted live;
+#             --service-cidr overrides; a 403 on them blocks nothing
 #
 # Environment: KUBE_ANNEX_BIN (default build/kube-annex), KAFAULT_KEEP=1 keeps
 # the state directory (logs, per-run request logs) for inspection.
@@ -60,6 +64,7 @@ KA_LOG=$STATE/kube-annex.log
 ka_pid=""
 fake_pid=""
 backend_pid=""
+unalloc_pid=""
 t_start=${EPOCHREALTIME/./}
 
 finish() {
@@ -79,6 +84,7 @@ finish() {
 	stop_pid "$ka_pid"
 	stop_pid "$fake_pid"
 	stop_pid "$backend_pid"
+	stop_pid "$unalloc_pid"
 	if [ -e "/run/netns/$NS" ]; then
 		local left
 		left=$(ip netns pids "$NS" 2>/dev/null | tr '\n' ' ')
@@ -274,7 +280,7 @@ grep -q '^[0-9]* 200 GET /apis/discovery.k8s.io/v1 ' <<<"$reqs" || fail "no disc
 grep -q 'GET /apis/discovery.k8s.io/v1/endpointslices?limit=500 ' <<<"$reqs" || fail "no LIST of v1 EndpointSlices"
 poll 5 'req_seen 0 "200 GET /apis/discovery.k8s.io/v1/endpointslices?watch=1&allowWatchBookmarks=true&resourceVersion=[0-9]*&timeoutSeconds=[0-9]*"' ||
 	fail "no WATCH of v1 EndpointSlices with bookmarks"
-grep -q 'v1beta1\|/api/v1/endpoints' <<<"$reqs" && fail "v1beta1 or core Endpoints used although v1 is served"
+grep -q 'discovery.k8s.io/v1beta1\|/api/v1/endpoints' <<<"$reqs" && fail "v1beta1 or core Endpoints used although v1 is served"
 grep -q 'endpoints from discovery.k8s.io/v1 EndpointSlices' "$KA_LOG" || fail "log does not say which endpoints API is used"
 table_has 'comment "shop/web:http"' '10.96.0.10 . tcp . 80' '10.244.0.11 . 8080' '10.244.0.12 . 8080' ||
 	fail "shop/web and its two v1 backends not in the table:\n$(table | head -40)"
@@ -691,6 +697,84 @@ ok "hints without --zone: all endpoints used ($seen)"
 rc=0; stop_ka || rc=$?
 [ $rc -eq 0 ] || fail "v1 fields: exit $rc on SIGTERM"
 stop_fake
+
+# =========================== ServiceCIDRs (networking.k8s.io/v1) ===================
+# 10.96.0.99 is an address of this namespace with a server on port 80: it
+# answers unless the drop rule stops the connection, so a timeout shows
+# the rule at work (not a missing route).
+in_ns ip addr add 10.96.0.99/32 dev lo
+nsenter --net="/run/netns/$NS" "$PYTHON" -m http.server 80 --bind 10.96.0.99 --directory "$STATE" \
+	</dev/null >"$STATE/unalloc.log" 2>&1 &
+unalloc_pid=$!
+cidr_apply() { # NAME CIDRS_JSON
+	ctl /apply "{\"resource\":\"servicecidrs\",\"namespace\":\"\",\"object\":{\"metadata\":{\"name\":\"$1\"},\"spec\":{\"cidrs\":$2}}}" >/dev/null
+}
+drop_rule() { echo "ip daddr $1 drop comment \"Drop traffic to unallocated ClusterIPs\""; }
+# curl's exit status for http://$1/ (28: timed out, i.e. dropped)
+reach_rc() { local rc=0; in_ns curl -s -o /dev/null --max-time 1 "http://$1/" || rc=$?; echo $rc; }
+poll 5 '[ "$(reach_rc 10.96.0.99)" = 0 ]' || fail "cidrs: the server on 10.96.0.99 does not answer"
+
+start_fake
+ctl /config '{"serviceCIDRsV1":200}' >/dev/null
+cidr_apply kubernetes '["10.96.0.0/16","fd00:10:96::/112"]'
+ctl /service "$(svc_json shop web 10.96.0.10 '["10.244.0.11"]')" >/dev/null
+start_ka "cidrs: discovered" --dns=off --control-socket "$STATE/ka.sock"
+poll 15 'table_has "comment \"shop/web:http\"" "$(drop_rule 10.96.0.0/16)"' ||
+	fail "cidrs: no drop rule for the discovered ServiceCIDR:\n$(table | grep -i drop)"
+in_ns nft list table ip6 kube-annex | grep -q -F 'ip6 daddr fd00:10:96::/112 drop' ||
+	fail "cidrs: no ip6 drop rule for fd00:10:96::/112"
+reqs=$(reqs_since 0)
+grep -q '200 GET /apis/networking.k8s.io/v1 ' <<<"$reqs" &&
+	grep -q '200 GET /apis/networking.k8s.io/v1/servicecidrs?limit=500 ' <<<"$reqs" ||
+	fail "cidrs: no discovery and LIST of networking.k8s.io/v1 servicecidrs:\n$reqs"
+[ "$(reach 10.96.0.10)" = 10.244.0.11 ] || fail "cidrs: ClusterIP 10.96.0.10 does not reach 10.244.0.11"
+[ "$(reach_rc 10.96.0.99)" = 28 ] || fail "cidrs: unallocated 10.96.0.99 not dropped (curl exit $(reach_rc 10.96.0.99))"
+st=$("$BIN" status --control-socket "$STATE/ka.sock") || true # 1: warnings (route conflicts here)
+grep -q -F "Service CIDRs: 10.96.0.0/16, fd00:10:96::/112 (from ServiceCIDR objects; ServiceCIDRs from networking.k8s.io/v1)" <<<"$st" ||
+	fail "cidrs: status does not say where the Service CIDRs come from:\n$st"
+ok "cidrs: ServiceCIDR kubernetes (10.96.0.0/16, fd00:10:96::/112) -> drop rules; 10.96.0.10 reaches 10.244.0.11, unallocated 10.96.0.99 times out"
+
+cidr_apply extra '["10.100.0.0/16"]'
+cidr_apply broken '["10.102.0.1/16"]'
+poll 10 'grep -q "Skipping ServiceCIDR broken: spec.cidrs\[0\]: \"10.102.0.1/16\" is not a network" "$KA_LOG"' ||
+	fail "cidrs: malformed ServiceCIDR broken not logged by name"
+poll 10 'table_has "$(drop_rule 10.96.0.0/16)" "$(drop_rule 10.100.0.0/16)"' || fail "cidrs: added ServiceCIDR extra not applied"
+ctl /delete '{"resource":"servicecidrs","namespace":"","name":"kubernetes"}' >/dev/null
+poll 10 'table_lacks "$(drop_rule 10.96.0.0/16)"' || fail "cidrs: deleted ServiceCIDR kubernetes still dropped"
+table_has "$(drop_rule 10.100.0.0/16)" 'comment "shop/web:http"' || fail "cidrs: delete lost the other range or the Service"
+table_lacks '10.102.0.' || fail "cidrs: the malformed ServiceCIDR reached the table"
+[ "$(reach_rc 10.96.0.99)" = 0 ] || fail "cidrs: 10.96.0.99 still not reached once its ServiceCIDR is gone"
+[ "$(reach 10.96.0.10)" = 10.244.0.11 ] || fail "cidrs: ClusterIP broken after the rebuild"
+ok "cidrs: ServiceCIDR added live -> 10.100.0.0/16 dropped; a malformed one logged by name and skipped; deleted live -> 10.96.0.0/16 rule gone, 10.96.0.99 answers"
+rc=0; stop_ka || rc=$?
+[ $rc -eq 0 ] || fail "cidrs: exit $rc on SIGTERM"
+
+cidr_apply kubernetes '["10.96.0.0/16"]'
+start_ka "cidrs: --service-cidr wins" --dns=off --service-cidr 10.101.0.0/16 --control-socket "$STATE/ka.sock"
+poll 15 'table_has "comment \"shop/web:http\"" "$(drop_rule 10.101.0.0/16)"' || fail "cidrs: --service-cidr not applied"
+table_lacks '10.96.0.0/16' '10.100.0.0/16' || fail "cidrs: discovered ranges used despite --service-cidr"
+st=$("$BIN" status --control-socket "$STATE/ka.sock") || true # 1: warnings (route conflicts here)
+grep -q -F "Service CIDRs: 10.101.0.0/16 (from --service-cidr; ServiceCIDRs from networking.k8s.io/v1)" <<<"$st" ||
+	fail "cidrs: status does not say --service-cidr is in effect:\n$st"
+ok "cidrs: --service-cidr 10.101.0.0/16 overrides the ServiceCIDRs"
+rc=0; stop_ka || rc=$?
+[ $rc -eq 0 ] || fail "cidrs: exit $rc on SIGTERM"
+
+# RBAC without the servicecidrs rule: the rest syncs, one log line says so.
+ctl /rule '{"match":"^GET /apis/networking\\.k8s\\.io/v1/servicecidrs","status":403,"count":0}' >/dev/null
+start_ka "cidrs: 403" --dns=off
+poll 15 'table_has "comment \"shop/web:http\""' || fail "cidrs: a 403 on ServiceCIDRs blocked the first sync"
+poll 5 'req_seen 0 "403 GET /apis/networking.k8s.io/v1/servicecidrs?limit=500.*" && [ "$(log_count "$ka_log_start" "ServiceCIDRs cannot be read")" -ge 1 ]' ||
+	fail "cidrs: 403 not met or not logged"
+sleep 2 # a few retries with backoff
+[ "$(log_count "$ka_log_start" "ServiceCIDRs cannot be read")" = 1 ] || fail "cidrs: the 403 is not logged exactly once"
+table_lacks 'Drop traffic to unallocated' || fail "cidrs: a drop rule without readable ServiceCIDRs"
+ok "cidrs: 403 on servicecidrs: synced without them, said once in the log"
+rc=0; stop_ka || rc=$?
+[ $rc -eq 0 ] || fail "cidrs: exit $rc on SIGTERM"
+stop_fake
+stop_pid "$unalloc_pid"
+unalloc_pid=""
 stop_pid "$backend_pid"
 backend_pid=""
 

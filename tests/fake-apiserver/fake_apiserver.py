@@ -20,8 +20,10 @@ accepts it (as the real server does above 128 KiB).
 
 Resources: services (/api/v1/services), endpointslices
 (/apis/discovery.k8s.io/v1/endpointslices and .../v1beta1/endpointslices, one
-store seen through two API versions), endpoints (/api/v1/endpoints). One
-global resourceVersion counter, as with etcd.
+store seen through two API versions), endpoints (/api/v1/endpoints),
+servicecidrs (/apis/networking.k8s.io/v1/servicecidrs and .../v1beta1,
+cluster-scoped, key "/NAME"; served only when the config says so, as 1.20
+has none). One global resourceVersion counter, as with etcd.
 
 The test drives it through a control API: HTTP on a unix socket (--control
 PATH), so it stays reachable while the API "port" is down. Requests are JSON
@@ -70,6 +72,8 @@ bodies; answers are JSON (or text where noted). E.g.
                        immediately finished watch stream
   POST /clear-rules
   POST /config         {discoveryV1: 200|404, discoveryV1beta1: 200|404,
+                       serviceCIDRsV1: 200|404 (default 404),
+                       serviceCIDRsV1beta1: 200|404 (default 404),
                        maxPageSize: N|0, bookmarkInterval: seconds|0,
                        tokens: [..]|null (accepted bearer tokens; null = any),
                        unavailable: true|false (503 for everything)}
@@ -114,7 +118,12 @@ RESOURCES = {
     "services": {"kind": "Service", "apiVersion": "v1"},
     "endpointslices": {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1"},
     "endpoints": {"kind": "Endpoints", "apiVersion": "v1"},
+    "servicecidrs": {"kind": "ServiceCIDR", "apiVersion": "networking.k8s.io/v1"},
 }
+# what POST /service and /delete-service write by default
+SERVICE_KINDS = ("services", "endpointslices", "endpoints")
+# resources whose objects carry the apiVersion of the path they are seen through
+VIEWED = ("endpointslices", "servicecidrs")
 
 # path regex -> (resource, view apiVersion)
 ROUTES = [
@@ -124,6 +133,11 @@ ROUTES = [
     (re.compile(r"^/apis/discovery\.k8s\.io/v1beta1(?:/namespaces/([^/]+))?/endpointslices$"),
      "endpointslices", "discovery.k8s.io/v1beta1"),
     (re.compile(r"^/api/v1(?:/namespaces/([^/]+))?/endpoints$"), "endpoints", "v1"),
+    # cluster-scoped: no namespace group
+    (re.compile(r"^/apis/networking\.k8s\.io/v1/servicecidrs$"),
+     "servicecidrs", "networking.k8s.io/v1"),
+    (re.compile(r"^/apis/networking\.k8s\.io/v1beta1/servicecidrs$"),
+     "servicecidrs", "networking.k8s.io/v1beta1"),
 ]
 
 REASONS = {
@@ -293,14 +307,14 @@ def to_view(resource, view, obj):
 
 def with_kind(resource, view, obj):
     info = RESOURCES[resource]
-    o = {"kind": info["kind"], "apiVersion": view if resource == "endpointslices" else info["apiVersion"]}
+    o = {"kind": info["kind"], "apiVersion": view if resource in VIEWED else info["apiVersion"]}
     o.update(to_view(resource, view, obj))
     return o
 
 
 def bookmark_object(resource, view, rv):
     o = {"kind": RESOURCES[resource]["kind"],
-         "apiVersion": view if resource == "endpointslices" else RESOURCES[resource]["apiVersion"],
+         "apiVersion": view if resource in VIEWED else RESOURCES[resource]["apiVersion"],
          "metadata": {"resourceVersion": str(rv), "creationTimestamp": None}}
     if resource == "services":
         o.update({"spec": {}, "status": {"loadBalancer": {}}})
@@ -363,6 +377,7 @@ class State:
         self.rules = []
         self.config = {
             "discoveryV1": args.discovery_v1, "discoveryV1beta1": args.discovery_v1beta1,
+            "serviceCIDRsV1": 404, "serviceCIDRsV1beta1": 404,
             "maxPageSize": args.max_page_size, "bookmarkInterval": args.bookmark_interval,
             "tokens": None, "unavailable": False,
         }
@@ -576,6 +591,10 @@ class APIHandler(BaseHTTPRequestHandler):
             return self.discovery(entry, "discovery.k8s.io/v1", cfg["discoveryV1"])
         if path == "/apis/discovery.k8s.io/v1beta1":
             return self.discovery(entry, "discovery.k8s.io/v1beta1", cfg["discoveryV1beta1"])
+        if path == "/apis/networking.k8s.io/v1":
+            return self.discovery(entry, "networking.k8s.io/v1", cfg["serviceCIDRsV1"])
+        if path == "/apis/networking.k8s.io/v1beta1":
+            return self.discovery(entry, "networking.k8s.io/v1beta1", cfg["serviceCIDRsV1beta1"])
         for rx, resource, view in ROUTES:
             m = rx.match(path)
             if not m:
@@ -584,7 +603,10 @@ class APIHandler(BaseHTTPRequestHandler):
                 want = cfg["discoveryV1" if view.endswith("/v1") else "discoveryV1beta1"]
                 if want != 200:
                     break
-            ns = m.group(1)
+            if resource == "servicecidrs":
+                if cfg["serviceCIDRsV1" if view.endswith("/v1") else "serviceCIDRsV1beta1"] != 200:
+                    break
+            ns = m.group(1) if rx.groups else None
             if query.get("watch", ["0"])[0] in ("1", "true"):
                 return self.watch(entry, resource, view, ns, query, token)
             return self.list(entry, resource, view, ns, query, cfg)
@@ -593,6 +615,19 @@ class APIHandler(BaseHTTPRequestHandler):
     def discovery(self, entry, gv, code):
         if code != 200:
             return self.send_status(code, entry)
+        if gv.startswith("networking.k8s.io/"):
+            # what a 1.33 server lists besides (the Ingress family left out)
+            return self.send_json(200, {
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                "resources": [
+                    {"name": "networkpolicies", "singularName": "networkpolicy", "namespaced": True,
+                     "kind": "NetworkPolicy", "verbs": ["get", "list", "watch"]},
+                    {"name": "servicecidrs", "singularName": "servicecidr", "namespaced": False,
+                     "kind": "ServiceCIDR",
+                     "verbs": ["create", "delete", "deletecollection", "get", "list", "patch",
+                               "update", "watch"]},
+                    {"name": "servicecidrs/status", "singularName": "", "namespaced": False,
+                     "kind": "ServiceCIDR", "verbs": ["get", "patch", "update"]}]}, entry)
         self.send_json(200, {
             "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
             "resources": [{"name": "endpointslices", "singularName": "endpointslice",
@@ -630,7 +665,7 @@ class APIHandler(BaseHTTPRequestHandler):
                 {"v": "meta.k8s.io/v1", "rv": rv, "start": keys[end - 1] + "\0"})).decode().rstrip("=")
             meta["remainingItemCount"] = len(keys) - end
         kind = RESOURCES[resource]["kind"] + "List"
-        api = view if resource == "endpointslices" else "v1"
+        api = view if resource in VIEWED else "v1"
         self.send_json(200, {"kind": kind, "apiVersion": api, "metadata": meta, "items": items}, entry)
 
     def watch(self, entry, resource, view, ns, query, token):
@@ -902,7 +937,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         delivery = b.get("delivery")
         if path == "/service":
             objs = service_objects(b)
-            kinds = b.get("kinds") or list(RESOURCES)
+            kinds = b.get("kinds") or list(SERVICE_KINDS)
             out = {}
             for r in kinds:
                 key, obj = objs[r]
@@ -912,7 +947,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         if path == "/delete-service":
             objs = service_objects(b)
             out = {}
-            for r in b.get("kinds") or list(RESOURCES):
+            for r in b.get("kinds") or list(SERVICE_KINDS):
                 key = objs[r][0]
                 out[r] = {"key": key, "rv": S.change(r, key, None, None, delivery)}
             return out

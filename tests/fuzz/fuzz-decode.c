@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * libFuzzer harness for the API object decoders. The input is one JSON
- * object, fed to all three decoders; whatever they accept must hold the
+ * object, fed to all four decoders; whatever they accept must hold the
  * promises of kube.h (bounds, parsed addresses, names never NULL).
  *
  * The sources are included so that the whole decoder is one instrumented
@@ -12,10 +12,13 @@
 #include "../../kube/decode.c"
 #include "../../kube/decode-service.c"
 #include "../../kube/decode-endpoints.c"
+#include "../../kube/decode-servicecidr.c"
 
 #include <assert.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define NFT_UNION_MAX 3 /* fewer than KUBE_MAX_CIDRS: the bound is exercised too */
 
 static void check_ip(const struct kube_ip *ip)
 {
@@ -61,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kube_endpoint_slice *slice = NULL, **v = NULL;
 	struct kube_service *svc = NULL;
+	struct kube_service_cidr *cidr = NULL;
 	char *error = NULL;
 	size_t n = 0, i;
 	cJSON *j;
@@ -86,6 +90,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (i = 0; i < n; i++)
 			check_slice(v[i]);
 		kube_endpoint_slices_free(v, n);
+	} else {
+		assert(error);
+		free(error);
+	}
+	if (kube_service_cidr_decode(j, &cidr, &error) >= 0) {
+		struct kube_cidr u[NFT_UNION_MAX];
+
+		assert(!error && cidr->name && cidr->n_cidrs >= 1 && cidr->n_cidrs <= KUBE_MAX_CIDRS);
+		for (i = 0; i < cidr->n_cidrs; i++) {
+			check_ip(&cidr->cidrs[i].addr);
+			assert(cidr->cidrs[i].prefix >= 1 &&
+			       cidr->cidrs[i].prefix <= (cidr->cidrs[i].addr.family == AF_INET ? 32u : 128u));
+		}
+		(void)kube_service_cidrs_union(&cidr, 1, u, NFT_UNION_MAX, &n);
+		assert(n <= NFT_UNION_MAX && n <= cidr->n_cidrs);
+		kube_service_cidr_free(cidr);
 	} else {
 		assert(error);
 		free(error);

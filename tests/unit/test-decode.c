@@ -1164,6 +1164,140 @@ static int decode_kind(const char *kind, const cJSON *obj, char **error)
  * recorded from the real 1.20 control plane in tests/data/k8s-1.20/
  * decodes. The recordings belong to the e2e environment: only their kinds
  * are relied on here, not their values. */
+/* ---- ServiceCIDR --------------------------------------------------------- */
+
+static void assert_cidr(const struct kube_cidr *c, const char *addr, unsigned prefix)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	assert_string_equal(kube_ip_format(&c->addr, buf, sizeof(buf)), addr);
+	assert_int_equal(c->prefix, prefix);
+}
+
+static void test_service_cidr(void **state)
+{
+	cJSON *j = load("servicecidr-v1-kubernetes.json");
+	struct kube_service_cidr *s = NULL;
+	char *error = NULL;
+
+	assert_int_equal(kube_service_cidr_decode(j, &s, &error), 0);
+	assert_null(error);
+	assert_string_equal(s->name, "kubernetes");
+	assert_int_equal(s->n_cidrs, 2);
+	assert_cidr(&s->cidrs[0], "10.96.0.0", 16);
+	assert_cidr(&s->cidrs[1], "fd00:10:96::", 112);
+	assert_false(s->deleting);
+	kube_service_cidr_free(s);
+
+	/* being deleted: still decoded, still counted */
+	cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(j, "metadata"), "deletionTimestamp",
+				"2025-05-03T10:00:00Z");
+	assert_int_equal(kube_service_cidr_decode(j, &s, &error), 0);
+	assert_true(s->deleting);
+	kube_service_cidr_free(s);
+	cJSON_Delete(j);
+}
+
+static void expect_bad_cidr(const char *json, const char *message)
+{
+	cJSON *j = cJSON_Parse(json);
+	struct kube_service_cidr *s = NULL;
+	char *error = NULL;
+
+	assert_non_null(j);
+	assert_int_equal(kube_service_cidr_decode(j, &s, &error), -EINVAL);
+	assert_null(s);
+	assert_non_null(error);
+	if (!strstr(error, message))
+		fail_msg("%s: got \"%s\", expected \"%s\"", json, error, message);
+	free(error);
+	cJSON_Delete(j);
+}
+
+static void test_service_cidr_bad(void **state)
+{
+	expect_bad_cidr("[]", "not a JSON object");
+	expect_bad_cidr("{\"spec\":{\"cidrs\":[\"10.0.0.0/8\"]}}", "metadata: not set");
+	expect_bad_cidr("{\"metadata\":{\"name\":\"a\"}}", "spec: not set");
+	expect_bad_cidr("{\"metadata\":{\"name\":\"a\"},\"spec\":{}}", "spec.cidrs: empty or not set");
+	expect_bad_cidr("{\"metadata\":{\"name\":\"a\"},\"spec\":{\"cidrs\":\"10.0.0.0/8\"}}",
+			"spec.cidrs: not an array");
+	expect_bad_cidr("{\"metadata\":{\"name\":\"a\"},\"spec\":{\"cidrs\":[1]}}",
+			"spec.cidrs[0]: not a string");
+	expect_bad_cidr("{\"metadata\":{\"name\":\"a\"},\"spec\":{\"cidrs\":[\"10.0.0.0/8\","
+			"\"10.96.0.1/16\"]}}",
+			"spec.cidrs[1]: \"10.96.0.1/16\" is not a network with its host bits zero");
+	expect_bad_cidr("{\"metadata\":{\"name\":\"a\"},\"spec\":{\"cidrs\":[\"a\",\"b\",\"c\",\"d\","
+			"\"e\"]}}",
+			"spec.cidrs: more than 4 entries");
+	expect_bad_cidr("{\"metadata\":{\"name\":\"a\"},\"spec\":{\"cidrs\":[\"0.0.0.0/0\"]}}",
+			"is not a network");
+}
+
+static void test_cidr_parse(void **state)
+{
+	static const char *const bad[] = { "10.0.0.0", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/-1",
+					   "10.0.0.0/08", "10.0.0.0/8x", "10.0.0.1/24",
+					   "fd00::/129", "fd00::1/64", "/8", "x/8", "10.0.0.0/0" };
+	struct kube_cidr c;
+
+	assert_int_equal(kube_cidr_parse("10.96.0.0/12", &c), 0);
+	assert_cidr(&c, "10.96.0.0", 12);
+	assert_int_equal(kube_cidr_parse("10.96.0.1/32", &c), 0);
+	assert_int_equal(kube_cidr_parse("fd00::/108", &c), 0);
+	assert_cidr(&c, "fd00::", 108);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (kube_cidr_parse(bad[i], &c) != -EINVAL)
+			fail_msg("%s accepted", bad[i]);
+}
+
+static struct kube_service_cidr *cidr_object(const char *a, const char *b)
+{
+	struct kube_service_cidr *s = calloc(1, sizeof(*s));
+
+	assert_non_null(s);
+	assert_int_equal(kube_cidr_parse(a, &s->cidrs[s->n_cidrs++]), 0);
+	if (b)
+		assert_int_equal(kube_cidr_parse(b, &s->cidrs[s->n_cidrs++]), 0);
+	return s;
+}
+
+static void test_service_cidrs_union(void **state)
+{
+	struct kube_service_cidr *v[4] = {
+		cidr_object("fd00::/108", "10.96.0.0/16"),
+		NULL,
+		cidr_object("10.96.0.0/16", "10.100.0.0/16"),
+		cidr_object("10.0.0.0/24", "fd00::/108"),
+	};
+	struct kube_cidr u[8];
+	size_t n = 99;
+
+	assert_int_equal(kube_service_cidrs_union(v, 0, u, ARRAY_SIZE(u), &n), 0);
+	assert_int_equal(n, 0);
+	/* distinct, IPv4 first, sorted */
+	assert_int_equal(kube_service_cidrs_union(v, 4, u, ARRAY_SIZE(u), &n), 0);
+	assert_int_equal(n, 4);
+	assert_cidr(&u[0], "10.0.0.0", 24);
+	assert_cidr(&u[1], "10.96.0.0", 16);
+	assert_cidr(&u[2], "10.100.0.0", 16);
+	assert_cidr(&u[3], "fd00::", 108);
+	/* the order of the objects does not matter */
+	assert_int_equal(kube_service_cidrs_union(&v[2], 2, u, ARRAY_SIZE(u), &n), 0);
+	assert_int_equal(n, 4);
+	assert_cidr(&u[0], "10.0.0.0", 24);
+	assert_cidr(&u[3], "fd00::", 108);
+	/* bounded: the smallest stay, -E2BIG says some are left out */
+	assert_int_equal(kube_service_cidrs_union(v, 4, u, 2, &n), -E2BIG);
+	assert_int_equal(n, 2);
+	assert_cidr(&u[0], "10.0.0.0", 24);
+	assert_cidr(&u[1], "10.96.0.0", 16);
+	assert_int_equal(kube_service_cidrs_union(v, 4, u, 0, &n), -E2BIG);
+	assert_int_equal(n, 0);
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++)
+		kube_service_cidr_free(v[i]);
+}
+
 static void test_recorded_objects(void **state)
 {
 	static const char *const kinds[] = { "Service", "EndpointSlice", "Endpoints" };
@@ -1240,6 +1374,10 @@ int main(void)
 		cmocka_unit_test(test_endpoints_dualstack),
 		cmocka_unit_test(test_endpoints_bad),
 		cmocka_unit_test(test_endpoints_edges),
+		cmocka_unit_test(test_service_cidr),
+		cmocka_unit_test(test_service_cidr_bad),
+		cmocka_unit_test(test_cidr_parse),
+		cmocka_unit_test(test_service_cidrs_union),
 		cmocka_unit_test(test_recorded_objects),
 	};
 
