@@ -200,10 +200,11 @@ static void schedule_sync(struct agent *a)
 {
 	if (!a->first_change_usec)
 		a->first_change_usec = now_usec(CLOCK_MONOTONIC);
-	/* ServiceCIDRs count as synced when the cluster has none or they
-	 * cannot be read: the first commit then waits only for a LIST. */
-	if (!a->synced[KUBE_KIND_SERVICE] || !a->synced[KUBE_KIND_ENDPOINTS] ||
-	    !a->synced[KUBE_KIND_SERVICE_CIDR])
+	/* Not for ServiceCIDRs: an optional API that fails must not keep the
+	 * Services unprogrammed. Until they are listed, traffic to unallocated
+	 * addresses goes to the network, as without them; the drop rules follow
+	 * in the sync after their LIST (the same round trip, in practice). */
+	if (!a->synced[KUBE_KIND_SERVICE] || !a->synced[KUBE_KIND_ENDPOINTS])
 		return;
 	if (!model_has_dirty(a->model) && a->ready && !nft_pending(a->nft))
 		return;
