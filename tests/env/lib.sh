@@ -230,9 +230,21 @@ _ka_our_netns() {
 	done
 }
 
+# Another live run owns $KA_STATE (the same KA_PREFIX): say who, return 0.
+_ka_owned_by_other() {
+	local pid start
+	read -r pid start 2>/dev/null <"$KA_STATE/owner" || return 1
+	[ "$pid" != "$$" ] && _ka_alive "$pid" "$start" || return 1
+	_ka_log "the environment $KA_PREFIX belongs to another run (PID $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)); set another KA_PREFIX to run both"
+}
+
 ka_env_down() {
 	_ka_vars
 	local t0=$EPOCHREALTIME rc=0 ns pids
+	# Never tear down a live environment of another run.
+	if _ka_owned_by_other; then
+		return 1
+	fi
 	if [ -d "$KA_STATE/pids" ]; then
 		_ka_stop_pidfiles "$KA_STATE"/pids/* || rc=1
 	fi
@@ -663,10 +675,12 @@ _ka_env_up_body() {
 	local t0=$EPOCHREALTIME t times=() pod
 	trap '[[ $BASH_COMMAND == return* ]] || _ka_log "ka_env_up: failed at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND"' ERR
 	_ka_prereqs
+	if _ka_owned_by_other; then return 1; fi
 	_KA_QUIET=1 ka_env_down || true # leftovers of a crashed run
 	rm -rf "$KA_STATE.failed"
 	mkdir -p "$KA_STATE/pids"
 	chmod 0700 "$KA_STATE"
+	echo "$$ $(_ka_starttime $$)" >"$KA_STATE/owner"
 	t=$EPOCHREALTIME
 	_ka_net_up
 	times+=("network $(_ka_since "$t")")
