@@ -164,7 +164,8 @@ int operate_summarize(struct agent *a, struct operate_summary *ret)
 
 static const char *kind_name(enum kube_kind k)
 {
-	return k == KUBE_KIND_SERVICE ? "services" : "endpoints";
+	return k == KUBE_KIND_SERVICE ? "services" :
+	       k == KUBE_KIND_SERVICE_CIDR ? "servicecidrs" : "endpoints";
 }
 
 int operate_health(struct agent *a, char *reason, size_t len)
@@ -397,7 +398,8 @@ static cJSON *api_json(struct agent *a, uint64_t now)
 	struct kube_api_error_count errs[KUBE_API_ERROR_CODES];
 	size_t n = kube_client_api_errors(a->client, errs);
 	cJSON *o = cJSON_CreateObject(), *watches, *errors;
-	struct kube_watch_info w[2 * KUBE_MAX_NAMESPACES + 2];
+	/* per namespace two kinds, the cluster DNS Service's two, ServiceCIDRs */
+	struct kube_watch_info w[2 * KUBE_MAX_NAMESPACES + 3];
 	size_t n_watches;
 	bool connected = true;
 
@@ -419,7 +421,8 @@ static cJSON *api_json(struct agent *a, uint64_t now)
 		}
 	}
 	for (size_t i = 0; i < n_watches && i < ARRAY_SIZE(w); i++) {
-		connected = connected && w[i].watching;
+		/* ServiceCIDRs are optional: refused, they are done without */
+		connected = connected && (w[i].watching || w[i].kind == KUBE_KIND_SERVICE_CIDR);
 		cJSON_AddItemToArray(watches, watch_json(&w[i], now));
 	}
 	if (n_watches > ARRAY_SIZE(w))
