@@ -80,7 +80,6 @@ struct reflector {
 	const char *resource; /* "Service", "EndpointSlice", "Endpoints" */
 	char *scope_text;     /* "namespace a" */
 	char *what;           /* for messages: "Service" or "Service (namespace a)" */
-	bool retired;
 	bool needs_list;      /* new with a scope change: retired ones wait for it */
 	struct known *known;
 	uint64_t generation;
@@ -798,19 +797,30 @@ static bool kind_synced(const struct kube_client *c, enum kube_kind kind)
  */
 static void sweep_retired(struct kube_client *c, enum kube_kind kind)
 {
-	size_t j = 0;
+	_cleanup_(freep) struct reflector **gone = NULL;
+	size_t j = 0, n_gone = 0;
 
 	for (size_t i = 0; i < c->n_reflectors; i++)
 		if (c->reflectors[i]->kind == kind && c->reflectors[i]->needs_list)
 			return;
+	if (c->n_retired == 0)
+		return;
+	gone = calloc(c->n_retired, sizeof(*gone));
+	if (!gone)
+		return; /* they stay until the next completed list */
+	/* Out of c->retired first: deliver_delete() looks there for other
+	 * holders, and must see neither a freed watch nor one on its way out. */
 	for (size_t i = 0; i < c->n_retired; i++) {
-		struct reflector *rf = c->retired[i];
+		if (c->retired[i]->kind == kind)
+			gone[n_gone++] = c->retired[i];
+		else
+			c->retired[j++] = c->retired[i];
+	}
+	c->n_retired = j;
+	for (size_t i = 0; i < n_gone; i++) {
+		struct reflector *rf = gone[i];
 		struct known *k, *t;
 
-		if (rf->kind != kind) {
-			c->retired[j++] = rf;
-			continue;
-		}
 		HASH_ITER(hh, rf->known, k, t) {
 			_cleanup_(freep) char *key = strdup(k->key);
 			char *slash;
@@ -824,7 +834,6 @@ static void sweep_retired(struct kube_client *c, enum kube_kind kind)
 		}
 		reflector_free(c, rf);
 	}
-	c->n_retired = j;
 }
 
 /* Everything not seen by the list that just completed is gone. */
@@ -1187,14 +1196,17 @@ static int reflectors_update(struct kube_client *c)
 		specs = v;
 		specs[n_specs++] = (struct kube_watch_spec){ .kind = KUBE_KIND_SERVICE_CIDR };
 	}
-	keep = calloc(n_specs, sizeof(*keep));
+	/* realloc may move the block even when the next allocation fails: keep
+	 * what it returned at once. */
 	retired = reallocarray(c->retired, c->n_retired + c->n_reflectors + 1, sizeof(*retired));
+	if (retired)
+		c->retired = retired;
+	keep = calloc(n_specs, sizeof(*keep));
 	if (!keep || !retired) {
 		free(keep);
 		kube_watch_specs_free(specs, n_specs);
 		return -ENOMEM;
 	}
-	c->retired = retired;
 	for (size_t i = 0; i < n_specs; i++)
 		for (size_t j = 0; j < c->n_reflectors; j++)
 			if (c->reflectors[j] && kube_watch_spec_equal(&specs[i], &c->reflectors[j]->spec)) {
@@ -1214,7 +1226,6 @@ static int reflectors_update(struct kube_client *c)
 			reflector_free(c, rf);
 			continue;
 		}
-		rf->retired = true;
 		c->retired[c->n_retired++] = rf;
 	}
 	for (size_t i = 0; i < n_specs; i++) {

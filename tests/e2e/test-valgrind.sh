@@ -49,6 +49,13 @@ EOF
 ka_env_up
 ka_kubectl create namespace shop >/dev/null
 ka_kubectl apply -f - >/dev/null <<'EOF'
+# In the second namespace, so that both retired Service watches know something.
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: kube-system}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
 apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: shop}
@@ -62,7 +69,7 @@ endpoints 10.244.0.11
 
 # Namespace scope, gateway mode and the Service CIDR: their code paths too.
 CONF=$KA_STATE/valgrind.yaml
-conf="namespaces: [shop]
+conf="namespaces: [shop, kube-system]
 gateway: true
 service-cidr: $KA_SERVICE_CIDR"
 printf '%s\n' "$conf" >"$CONF"
@@ -73,11 +80,12 @@ $KA_IN_HOST valgrind --quiet --leak-check=full --show-leak-kinds=definite,indire
 	</dev/null >"$KA_STATE/kube-annex.log" 2>&1 &
 ka_pid=$!
 ka_wait_for 'host_nft | contains 10.244.0.11' 60 "first sync under valgrind"
-# A reload to a label selector nothing matches retires the namespace's
-# Service watch for a new one (the Service goes); a reload back restores it.
+# A reload to a label selector nothing matches retires both namespaces'
+# Service watches for new ones (the Service goes); a reload back restores it.
 printf '%s\nlabel-selector: tier=none\n' "$conf" >"$CONF"
 "$BIN" --reload "$ka_pid" || fail "reload to a label selector failed"
-ka_wait_for '! host_nft | contains shop/web' 60 "Service gone with the selector"
+ka_wait_for '! host_nft | contains shop/web && ! host_nft | contains kube-system/other' 60 \
+	"Services gone with the selector"
 printf '%s\n' "$conf" >"$CONF"
 "$BIN" --reload "$ka_pid" || fail "reload back failed"
 ka_wait_for 'host_nft | contains 10.244.0.11' 60 "Service back without the selector"
