@@ -200,11 +200,12 @@ static void schedule_sync(struct agent *a)
 {
 	if (!a->first_change_usec)
 		a->first_change_usec = now_usec(CLOCK_MONOTONIC);
-	/* Not for ServiceCIDRs: an optional API that fails must not keep the
-	 * Services unprogrammed. Until they are listed, traffic to unallocated
-	 * addresses goes to the network, as without them; the drop rules follow
-	 * in the sync after their LIST (the same round trip, in practice). */
-	if (!a->synced[KUBE_KIND_SERVICE] || !a->synced[KUBE_KIND_ENDPOINTS])
+	/* ServiceCIDRs count as synced after their first LIST, or at their
+	 * first failure (none in the cluster, 403, an error being retried): the
+	 * first commit has the drop rules, and no rebuild follows it, but an
+	 * optional API never keeps the Services unprogrammed. */
+	if (!a->synced[KUBE_KIND_SERVICE] || !a->synced[KUBE_KIND_ENDPOINTS] ||
+	    !a->synced[KUBE_KIND_SERVICE_CIDR])
 		return;
 	if (!model_has_dirty(a->model) && a->ready && !nft_pending(a->nft))
 		return;

@@ -952,6 +952,9 @@ static void list_done(struct reflector *rf, struct request *q, CURLcode result, 
 	trouble(rf->client, "listing %s failed: %s%s", rf->what, why,
 		status == 403 && !rf->spec.namespace ?
 		" (an identity with only namespaced permissions needs --namespaces)" : "");
+	/* An optional kind: the Services do not wait for its retries. */
+	if (rf->kind == KUBE_KIND_SERVICE_CIDR)
+		service_cidrs_synced(rf->client);
 	reflector_retry_later(rf);
 }
 
@@ -1054,6 +1057,7 @@ static void discovery_cidr_done(struct kube_client *c, struct request *q, CURLco
 		return;
 	}
 	trouble(c, "ServiceCIDR API discovery at %s failed: %s", c->config->server, why);
+	service_cidrs_synced(c); /* retried, but nothing waits for it */
 	discovery_retry_later(c);
 }
 
