@@ -12,7 +12,7 @@
 #                    has written everything)
 #   now_ms           wall clock in milliseconds
 #   host_nft [FAM]   nft list table FAM kube-annex in the host namespace
-#                    (default ip; prints nothing when there is none)
+#                    (default ip; fails when there is none)
 #   get HOST[:PORT]  curl http://HOST[:PORT]/ from the host; the answer or ""
 #   start_kube_annex ARGS...  kube-annex in the host namespace, in the
 #                    background, logging to $KA_STATE/kube-annex.log; its
@@ -36,7 +36,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $*"; }
 contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-host_nft() { $KA_IN_HOST nft list table "${1:-ip}" kube-annex 2>/dev/null || true; }
+host_nft() { $KA_IN_HOST nft list table "${1:-ip}" kube-annex 2>/dev/null; }
 get() { $KA_IN_HOST curl -s --max-time 2 "http://$1/" 2>/dev/null || true; }
 
 start_kube_annex() {

@@ -5,35 +5,13 @@
 # are left alone; a restart with --keep-rules loses no new connection.
 set -euo pipefail
 
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces, nftables)" >&2; exit 77; }
-
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
 export KA_PREFIX=${KA_PREFIX:-kaheal}
-export KA_IN_NS_EXEC=0
-source "$top/tests/env/lib.sh"
-# Read all input before matching: with pipefail, "producer | grep -q" fails
-# whenever grep exits before the producer has written everything.
-contains() { local in; in=$(cat); grep -q "$@" <<<"$in"; }
-BIN=${KUBE_ANNEX_BIN:-$top/build/kube-annex}
-ka_pid=""
+source "$(dirname "$0")/common.sh"
 loop_pid=""
 
-finish() {
-	local rc=$?
-	[ -n "$loop_pid" ] && kill "$loop_pid" 2>/dev/null && wait "$loop_pid" 2>/dev/null
-	if [ -n "$ka_pid" ] && kill -0 "$ka_pid" 2>/dev/null; then
-		kill -TERM "$ka_pid"; wait "$ka_pid" 2>/dev/null || true
-	fi
-	[ $rc -eq 0 ] || tail -30 "$KA_STATE/kube-annex.log" 2>/dev/null || true
-	ka_env_down
-	exit $rc
+e2e_cleanup() {
+	if [ -n "$loop_pid" ] && kill "$loop_pid" 2>/dev/null; then wait "$loop_pid" 2>/dev/null || true; fi
 }
-trap finish EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-host_nft() { $KA_IN_HOST nft list table ip kube-annex 2>/dev/null; }
 connect() { $KA_IN_HOST curl -s --max-time 2 "http://$1/" 2>/dev/null || true; }
 restorations() { grep -c "changed from outside" "$KA_STATE/kube-annex.log" || true; }
 
@@ -46,11 +24,6 @@ time_until() {
 		sleep 0.01
 	done
 	return 1
-}
-
-start_kube_annex() {
-	$KA_IN_HOST "$BIN" --kubeconfig "$KA_KUBECONFIG" "$@" </dev/null >>"$KA_STATE/kube-annex.log" 2>&1 &
-	ka_pid=$!
 }
 
 ka_env_up
