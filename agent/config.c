@@ -94,7 +94,7 @@ DNS_CHECK(check_dns_link_address, "dns-link-address", link_addresses)
 /* nft/ parses service CIDRs (again when they are applied). */
 static char *check_service_cidr(const char *value)
 {
-	struct nft_service_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
+	struct kube_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
 	char *error = NULL;
 	size_t n;
 

@@ -808,7 +808,7 @@ static void check(struct conflicts *c)
 	struct dump routes = { .size = sizeof(struct host_route), .max = CONFLICTS_MAX_ROUTES };
 	struct route_table *table = NULL;
 	struct kube_ip ns[MAX_NAMESERVERS], keep[MAX_NAMESERVERS];
-	struct nft_service_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
+	struct kube_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
 	struct host_address cidr_view[NFT_MAX_SERVICE_CIDRS];
 	size_t n_cidrs;
 	struct resolv_status rs;

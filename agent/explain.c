@@ -712,7 +712,7 @@ static cJSON *explain_address(struct agent *a, const struct explain_query *q)
 	struct vip_walk v = { .addr = &ip, .agent = a };
 	struct filter f = { .port = q->port, .protocol = q->protocol };
 	cJSON *o = cJSON_CreateObject(), *services, *reasons;
-	struct nft_service_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
+	struct kube_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
 	size_t n_cidrs;
 	char route[160];
 	int routed;

@@ -526,20 +526,15 @@ static bool dns_options_equal(const struct resolv_options *x, const struct resol
 }
 
 /* The union of the ServiceCIDR objects, bounded by what nft takes. */
-static void discovered_service_cidrs(struct agent *a, struct nft_service_cidr *ret, size_t *ret_n)
+static void discovered_service_cidrs(struct agent *a, struct kube_cidr *ret, size_t *ret_n)
 {
-	struct kube_cidr u[NFT_MAX_SERVICE_CIDRS];
-	size_t n = 0;
-
 	/* Too many ranges: the rest are not dropped, which is what happens
 	 * without any. */
-	if (kube_service_cidrs_union(a->service_cidrs, a->n_service_cidrs, u, ARRAY_SIZE(u), &n) < 0)
+	if (kube_service_cidrs_union(a->service_cidrs, a->n_service_cidrs, ret,
+				     NFT_MAX_SERVICE_CIDRS, ret_n) < 0)
 		log_warning("The ServiceCIDRs hold more than %u distinct ranges: only the first %u "
 			    "drop traffic to unallocated addresses",
 			    NFT_MAX_SERVICE_CIDRS, NFT_MAX_SERVICE_CIDRS);
-	for (size_t i = 0; i < n; i++)
-		ret[i] = (struct nft_service_cidr){ .addr = u[i].addr, .prefix = u[i].prefix };
-	*ret_n = n;
 }
 
 /*
@@ -549,7 +544,7 @@ static void discovered_service_cidrs(struct agent *a, struct nft_service_cidr *r
  */
 static int set_service_cidrs(struct agent *a)
 {
-	struct nft_service_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
+	struct kube_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
 	_cleanup_(freep) char *error = NULL;
 	size_t n = 0;
 	int r = 0;

@@ -363,7 +363,7 @@ static cJSON *scope_json(const struct kube_scope *s)
 /* The Service CIDRs in effect and where they came from. */
 static cJSON *service_cidrs_json(struct agent *a)
 {
-	struct nft_service_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
+	struct kube_cidr cidrs[NFT_MAX_SERVICE_CIDRS];
 	size_t n = nft_get_service_cidrs(a->nft, cidrs);
 	cJSON *o = cJSON_CreateObject(), *arr;
 	bool forbidden = false;

@@ -18,36 +18,6 @@ struct kube_service_cidr *kube_service_cidr_free(struct kube_service_cidr *s)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kube_service_cidr *, kube_service_cidr_free);
 
-int kube_cidr_parse(const char *s, struct kube_cidr *ret)
-{
-	char addr[INET6_ADDRSTRLEN];
-	const char *slash = strchr(s, '/');
-	struct kube_cidr c = {};
-	unsigned long plen;
-	size_t bits, len;
-	char *end;
-
-	if (!slash || (len = (size_t)(slash - s)) >= sizeof(addr) || slash[1] < '0' || slash[1] > '9')
-		return -EINVAL;
-	memcpy(addr, s, len);
-	addr[len] = 0;
-	if (kube_ip_parse(addr, &c.addr) < 0)
-		return -EINVAL;
-	errno = 0;
-	plen = strtoul(slash + 1, &end, 10);
-	bits = c.addr.family == AF_INET ? 32 : 128;
-	if (errno || *end || plen < 1 || plen > bits || (slash[1] == '0' && slash[2]))
-		return -EINVAL;
-	/* host bits must be zero: the API server canonicalizes, so anything
-	 * else is not a ServiceCIDR it wrote */
-	for (size_t b = plen; b < bits; b++)
-		if (c.addr.bytes[b / 8] & (0x80u >> (b % 8)))
-			return -EINVAL;
-	c.prefix = (unsigned)plen;
-	*ret = c;
-	return 0;
-}
-
 static int decode_cidrs(const cJSON *spec, struct kube_service_cidr *s, char **error)
 {
 	char path[DECODE_PATH_MAX], q[KUBE_QUOTE_MAX + 4];
@@ -64,7 +34,7 @@ static int decode_cidrs(const cJSON *spec, struct kube_service_cidr *s, char **e
 		decode_path(path, sizeof(path), "spec", "cidrs", s->n_cidrs);
 		if (!cJSON_IsString(e) || !e->valuestring)
 			return decode_error(error, path, NULL, "not a string");
-		if (kube_cidr_parse(e->valuestring, &s->cidrs[s->n_cidrs]) < 0)
+		if (kube_cidr_parse(e->valuestring, &s->cidrs[s->n_cidrs], NULL) < 0)
 			return decode_error(error, path, NULL,
 					    "\"%s\" is not a network with its host bits zero",
 					    kube_quote(e->valuestring, q, sizeof(q)));

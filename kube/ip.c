@@ -3,6 +3,11 @@
  * Addresses and protocols as the Kubernetes API writes them.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "kube/kube.h"
@@ -76,4 +81,55 @@ const char *kube_protocol_name(int proto)
 	default:
 		return "unknown";
 	}
+}
+
+/* A message for *ret_error when there is somewhere to put it; -EINVAL. */
+_printf_(2, 3) static int cidr_error(char **ret_error, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ret_error) {
+		va_start(ap, fmt);
+		if (vasprintf(ret_error, fmt, ap) < 0)
+			*ret_error = NULL;
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+int kube_cidr_parse(const char *s, struct kube_cidr *ret, char **ret_error)
+{
+	char addr[INET6_ADDRSTRLEN], net[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	struct kube_cidr c = {};
+	struct kube_ip masked;
+	unsigned long prefix;
+	unsigned max;
+	size_t len;
+	char *end;
+
+	if (!slash)
+		return cidr_error(ret_error, "'%s' is not a CIDR (ADDRESS/PREFIX)", s);
+	len = (size_t)(slash - s);
+	if (len < sizeof(addr)) {
+		memcpy(addr, s, len);
+		addr[len] = 0;
+	}
+	if (len >= sizeof(addr) || kube_ip_parse(addr, &c.addr) < 0)
+		return cidr_error(ret_error, "'%s': '%.*s' is not an IP address", s, (int)len, s);
+	max = c.addr.family == AF_INET ? 32 : 128;
+	errno = 0;
+	prefix = strtoul(slash + 1, &end, 10);
+	if (slash[1] < '0' || slash[1] > '9' || (slash[1] == '0' && slash[2]) || errno || *end ||
+	    prefix < 1 || prefix > max)
+		return cidr_error(ret_error, "'%s': the prefix length must be 1 to %u", s, max);
+	c.prefix = (unsigned)prefix;
+	masked = c.addr;
+	for (unsigned b = c.prefix; b < max; b++)
+		masked.bytes[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+	if (!kube_ip_equal(&masked, &c.addr))
+		return cidr_error(ret_error, "'%s' has host bits set (the network is %s/%u)", s,
+				  kube_ip_format(&masked, net, sizeof(net)), c.prefix);
+	*ret = c;
+	return 0;
 }

@@ -226,9 +226,10 @@ struct kube_service_cidr {
 int kube_service_cidr_decode(const struct cJSON *obj, struct kube_service_cidr **ret,
 			     char **ret_error);
 struct kube_service_cidr *kube_service_cidr_free(struct kube_service_cidr *s);
-/* "10.96.0.0/16" into ret: 0, or -EINVAL unless an address with its host
- * bits zero and a prefix of 1 ..= 32 or 128. */
-int kube_cidr_parse(const char *s, struct kube_cidr *ret);
+/* "10.96.0.0/16" into ret: 0, or -EINVAL (with a message in *ret_error,
+ * unless NULL) unless an address with its host bits zero and a prefix of
+ * 1 ..= 32 or 128 written in plain decimal. */
+int kube_cidr_parse(const char *s, struct kube_cidr *ret, char **ret_error);
 /*
  * The union of the ranges of v[0..n) (NULL entries skipped): distinct,
  * sorted (IPv4 first, then by address and prefix) so that the same set

@@ -1660,51 +1660,7 @@ int nft_set_masquerade_sources(struct nft *n, const struct kube_ip *ips, size_t 
 
 /* ---- --service-cidr ------------------------------------------------------ */
 
-static int cidr_parse(const char *s, struct nft_service_cidr *ret, char **ret_error)
-{
-	_cleanup_(freep) char *addr = NULL;
-	const char *slash = strchr(s, '/');
-	struct nft_service_cidr c = {};
-	unsigned long prefix;
-	unsigned max;
-	char *end;
-
-	if (!slash) {
-		*ret_error = strdup_printf("'%s' is not a CIDR (ADDRESS/PREFIX)", s);
-		return -EINVAL;
-	}
-	addr = strndup(s, (size_t)(slash - s));
-	if (!addr)
-		return -ENOMEM;
-	if (kube_ip_parse(addr, &c.addr) < 0) {
-		*ret_error = strdup_printf("'%s': '%s' is not an IP address", s, addr);
-		return -EINVAL;
-	}
-	max = c.addr.family == AF_INET ? 32 : 128;
-	errno = 0;
-	prefix = strtoul(slash + 1, &end, 10);
-	if (errno || end == slash + 1 || *end || prefix < 1 || prefix > max) {
-		*ret_error = strdup_printf("'%s': the prefix length must be 1 to %u", s, max);
-		return -EINVAL;
-	}
-	c.prefix = (unsigned)prefix;
-	for (unsigned bit = c.prefix; bit < max; bit++)
-		if (c.addr.bytes[bit / 8] & (0x80u >> (bit % 8))) {
-			char net[INET6_ADDRSTRLEN];
-			struct kube_ip masked = c.addr;
-
-			for (unsigned b = c.prefix; b < max; b++)
-				masked.bytes[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
-			*ret_error = strdup_printf("'%s' has host bits set (the network is %s/%u)", s,
-						   kube_ip_format(&masked, net, sizeof(net)),
-						   c.prefix);
-			return -EINVAL;
-		}
-	*ret = c;
-	return 0;
-}
-
-int nft_service_cidrs_parse(const char *list, struct nft_service_cidr *ret, size_t *ret_n,
+int nft_service_cidrs_parse(const char *list, struct kube_cidr *ret, size_t *ret_n,
 			    char **ret_error)
 {
 	_cleanup_(freep) char *copy = strdup(list);
@@ -1720,7 +1676,7 @@ int nft_service_cidrs_parse(const char *list, struct nft_service_cidr *ret, size
 			*ret_error = strdup_printf("more than %u CIDRs", NFT_MAX_SERVICE_CIDRS);
 			return -EINVAL;
 		}
-		r = cidr_parse(tok, &ret[n], ret_error);
+		r = kube_cidr_parse(tok, &ret[n], ret_error);
 		if (r < 0)
 			return r;
 		n++;
@@ -1729,7 +1685,7 @@ int nft_service_cidrs_parse(const char *list, struct nft_service_cidr *ret, size
 	return 0;
 }
 
-int nft_set_service_cidrs(struct nft *n, const struct nft_service_cidr *cidrs, size_t n_cidrs)
+int nft_set_service_cidrs(struct nft *n, const struct kube_cidr *cidrs, size_t n_cidrs)
 {
 	struct nft_cidr c[NFT_MAX_SERVICE_CIDRS] = {};
 
@@ -1756,10 +1712,10 @@ int nft_set_service_cidrs(struct nft *n, const struct nft_service_cidr *cidrs, s
 	return 0;
 }
 
-size_t nft_get_service_cidrs(const struct nft *n, struct nft_service_cidr *ret)
+size_t nft_get_service_cidrs(const struct nft *n, struct kube_cidr *ret)
 {
 	for (size_t i = 0; i < n->n_cidrs; i++) {
-		ret[i] = (struct nft_service_cidr){ .prefix = n->cidrs[i].prefix };
+		ret[i] = (struct kube_cidr){ .prefix = n->cidrs[i].prefix };
 		ret[i].addr.family = n->cidrs[i].family == NFT_FAMILY_IP ? AF_INET : AF_INET6;
 		memcpy(ret[i].addr.bytes, n->cidrs[i].addr, sizeof(ret[i].addr.bytes));
 	}

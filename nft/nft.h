@@ -154,19 +154,14 @@ int nft_set_masquerade_sources(struct nft *n, const struct kube_ip *ips, size_t 
  */
 #define NFT_MAX_SERVICE_CIDRS 8u
 
-struct nft_service_cidr {
-	struct kube_ip addr; /* host bits zero */
-	unsigned prefix;     /* 1 ..= 32 or 128 */
-};
-
 /* "CIDR[,CIDR...]" into ret (room for NFT_MAX_SERVICE_CIDRS): 0, or -EINVAL
  * (a message in *ret_error) for anything but IPv4 or IPv6 networks with
  * their host bits zero and a prefix of at least 1, or -ENOMEM. */
-int nft_service_cidrs_parse(const char *list, struct nft_service_cidr *ret, size_t *ret_n,
+int nft_service_cidrs_parse(const char *list, struct kube_cidr *ret, size_t *ret_n,
 			    char **ret_error);
-int nft_set_service_cidrs(struct nft *n, const struct nft_service_cidr *cidrs, size_t n_cidrs);
+int nft_set_service_cidrs(struct nft *n, const struct kube_cidr *cidrs, size_t n_cidrs);
 /* The Service CIDRs in effect (room for NFT_MAX_SERVICE_CIDRS); how many. */
-size_t nft_get_service_cidrs(const struct nft *n, struct nft_service_cidr *ret);
+size_t nft_get_service_cidrs(const struct nft *n, struct kube_cidr *ret);
 
 /* Delete both tables if present. Idempotent; needs no other state. */
 int nft_cleanup(char **ret_error);

@@ -25,7 +25,7 @@ int resolv_options_check(const struct resolv_options *o, char **ret_error)
 	return 0;
 }
 
-int nft_service_cidrs_parse(const char *list, struct nft_service_cidr *ret, size_t *ret_n,
+int nft_service_cidrs_parse(const char *list, struct kube_cidr *ret, size_t *ret_n,
 			    char **ret_error)
 {
 	(void)ret;

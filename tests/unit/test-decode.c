@@ -1241,13 +1241,13 @@ static void test_cidr_parse(void **state)
 					   "fd00::/129", "fd00::1/64", "/8", "x/8", "10.0.0.0/0" };
 	struct kube_cidr c;
 
-	assert_int_equal(kube_cidr_parse("10.96.0.0/12", &c), 0);
+	assert_int_equal(kube_cidr_parse("10.96.0.0/12", &c, NULL), 0);
 	assert_cidr(&c, "10.96.0.0", 12);
-	assert_int_equal(kube_cidr_parse("10.96.0.1/32", &c), 0);
-	assert_int_equal(kube_cidr_parse("fd00::/108", &c), 0);
+	assert_int_equal(kube_cidr_parse("10.96.0.1/32", &c, NULL), 0);
+	assert_int_equal(kube_cidr_parse("fd00::/108", &c, NULL), 0);
 	assert_cidr(&c, "fd00::", 108);
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
-		if (kube_cidr_parse(bad[i], &c) != -EINVAL)
+		if (kube_cidr_parse(bad[i], &c, NULL) != -EINVAL)
 			fail_msg("%s accepted", bad[i]);
 }
 
@@ -1256,9 +1256,9 @@ static struct kube_service_cidr *cidr_object(const char *a, const char *b)
 	struct kube_service_cidr *s = calloc(1, sizeof(*s));
 
 	assert_non_null(s);
-	assert_int_equal(kube_cidr_parse(a, &s->cidrs[s->n_cidrs++]), 0);
+	assert_int_equal(kube_cidr_parse(a, &s->cidrs[s->n_cidrs++], NULL), 0);
 	if (b)
-		assert_int_equal(kube_cidr_parse(b, &s->cidrs[s->n_cidrs++]), 0);
+		assert_int_equal(kube_cidr_parse(b, &s->cidrs[s->n_cidrs++], NULL), 0);
 	return s;
 }
 

@@ -812,7 +812,7 @@ static void test_reparse(void **state)
 	struct nft *n = *state;
 	char path[] = "/tmp/test-nft-XXXXXX";
 	struct svc s[6];
-	struct nft_service_cidr c[NFT_MAX_SERVICE_CIDRS];
+	struct kube_cidr c[NFT_MAX_SERVICE_CIDRS];
 	char cmd[256], *before, *after, *out, *error = NULL;
 	size_t n_cidrs = 0;
 	int fd, status;
@@ -1691,7 +1691,7 @@ static void test_affinity_cap(void **state)
 static void test_service_cidrs(void **state)
 {
 	struct nft *n = *state;
-	struct nft_service_cidr c[NFT_MAX_SERVICE_CIDRS];
+	struct kube_cidr c[NFT_MAX_SERVICE_CIDRS];
 	static const char *const bad[] = {
 		"10.96.0.0", "10.96.0.1/16", "10.96.0.0/0", "10.96.0.0/33", "fd00:96::/129",
 		"x/16", "10.96.0.0/16,", "10.96.0.0/16x", "1.0.0.0/8,2.0.0.0/8,3.0.0.0/8,4.0.0.0/8,"
@@ -1752,7 +1752,7 @@ static void affinity_state(struct svc *s)
 
 static struct nft *new_with_cidrs(const char *cidrs)
 {
-	struct nft_service_cidr c[NFT_MAX_SERVICE_CIDRS];
+	struct kube_cidr c[NFT_MAX_SERVICE_CIDRS];
 	struct nft *m = NULL;
 	char *error = NULL;
 	size_t count = 0;
