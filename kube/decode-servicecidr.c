@@ -60,7 +60,6 @@ static int service_cidr_decode(const cJSON *obj, struct kube_service_cidr *s, ch
 		return r;
 	if (r == 0)
 		return decode_error(error, "metadata", "name", "not set");
-	s->deleting = json_member(meta, "deletionTimestamp") != NULL;
 	r = json_object(obj, "", "spec", &spec, error);
 	if (r < 0)
 		return r;

@@ -220,7 +220,6 @@ struct kube_service_cidr {
 	char *name;
 	struct kube_cidr cidrs[KUBE_MAX_CIDRS];
 	size_t n_cidrs;
-	bool deleting; /* metadata.deletionTimestamp set */
 };
 
 int kube_service_cidr_decode(const struct cJSON *obj, struct kube_service_cidr **ret,

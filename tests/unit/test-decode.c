@@ -1186,14 +1186,14 @@ static void test_service_cidr(void **state)
 	assert_int_equal(s->n_cidrs, 2);
 	assert_cidr(&s->cidrs[0], "10.96.0.0", 16);
 	assert_cidr(&s->cidrs[1], "fd00:10:96::", 112);
-	assert_false(s->deleting);
 	kube_service_cidr_free(s);
 
 	/* being deleted: still decoded, still counted */
 	cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(j, "metadata"), "deletionTimestamp",
 				"2025-05-03T10:00:00Z");
 	assert_int_equal(kube_service_cidr_decode(j, &s, &error), 0);
-	assert_true(s->deleting);
+	assert_int_equal(s->n_cidrs, 2);
+	assert_cidr(&s->cidrs[0], "10.96.0.0", 16);
 	kube_service_cidr_free(s);
 	cJSON_Delete(j);
 }
