@@ -35,6 +35,7 @@
 #include "agent/agent.h"
 #include "agent/operate.h"
 #include "lib/log.h"
+#include "lib/netlink.h"
 
 #define CHECK_DELAY_USEC (1 * USEC_PER_SEC)
 #define LOG_MAX_LINES 10u
@@ -487,18 +488,7 @@ int conflicts_compute(const struct model *m, const struct host_view *h, struct c
 
 static int nl_open(struct mnl_socket **ret)
 {
-	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int r = -errno;
-
-		mnl_socket_close(nl);
-		return r;
-	}
-	*ret = nl;
-	return 0;
+	return netlink_open(NETLINK_ROUTE, 0, ret);
 }
 
 static void nl_closep(struct mnl_socket **nl)

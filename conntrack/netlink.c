@@ -30,6 +30,7 @@
 #include "conntrack/conntrack.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "lib/netlink.h"
 
 /* The kernel answers from within sendmsg() and recvmsg(); waiting is only
  * for a socket that is stuck. */
@@ -74,23 +75,7 @@ static const char *family_name(int family)
 
 static int socket_open(struct mnl_socket **ret)
 {
-	struct mnl_socket *nl;
-	int one = 1;
-
-	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int r = -errno;
-
-		mnl_socket_close(nl);
-		return r;
-	}
-	/* Optional: old kernels just say less. */
-	(void)mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	(void)mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
-	*ret = nl;
-	return 0;
+	return netlink_open(NETLINK_NETFILTER, SOCK_NONBLOCK, ret);
 }
 
 /* One datagram into r->buf: its length, or -errno (-ETIMEDOUT when the

@@ -25,6 +25,7 @@
 
 #include "lib/log.h"
 #include "nft/nft-private.h"
+#include "lib/netlink.h"
 
 /*
  * A message may run past the end of a page by up to the overrun before it
@@ -55,25 +56,7 @@ struct nft_batch {
 
 int nft_socket_open(struct mnl_socket **ret)
 {
-	struct mnl_socket *nl;
-	int one = 1;
-
-	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int r = -errno;
-
-		mnl_socket_close(nl);
-		return r;
-	}
-	/* Both are optional: old kernels just say less. */
-	if (mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one)) < 0)
-		log_debug("nft: NETLINK_EXT_ACK unsupported: %m");
-	if (mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one)) < 0)
-		log_debug("nft: NETLINK_CAP_ACK unsupported: %m");
-	*ret = nl;
-	return 0;
+	return netlink_open(NETLINK_NETFILTER, SOCK_NONBLOCK, ret);
 }
 
 void nft_socket_close(struct mnl_socket *nl)

@@ -25,6 +25,7 @@
 #include <libmnl/libmnl.h>
 
 #include "resolv/internal.h"
+#include "lib/netlink.h"
 
 #define RTNL_TIMEOUT_SEC 2
 #define RTNL_BUF_SIZE 32768
@@ -43,21 +44,16 @@ static int rtnl_open(struct mnl_socket **ret)
 {
 	struct timeval tv = { .tv_sec = RTNL_TIMEOUT_SEC };
 	struct mnl_socket *nl;
-	int one = 1;
+	int r;
 
-	nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
-	    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
-		int r = -errno;
-
+	r = netlink_open(NETLINK_ROUTE, 0, &nl);
+	if (r < 0)
+		return r;
+	if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		r = -errno;
 		mnl_socket_close(nl);
 		return r;
 	}
-	/* Optional: older kernels just say less. */
-	(void)mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	(void)mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
 	*ret = nl;
 	return 0;
 }
