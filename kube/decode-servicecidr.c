@@ -45,21 +45,12 @@ static int decode_cidrs(const cJSON *spec, struct kube_service_cidr *s, char **e
 
 static int service_cidr_decode(const cJSON *obj, struct kube_service_cidr *s, char **error)
 {
-	const cJSON *meta, *spec;
+	const cJSON *spec;
 	int r;
 
-	if (!cJSON_IsObject(obj))
-		return decode_error(error, NULL, NULL, "not a JSON object");
-	r = json_object(obj, "", "metadata", &meta, error);
+	r = decode_meta(obj, NULL, &s->name, error);
 	if (r < 0)
 		return r;
-	if (r == 0)
-		return decode_error(error, NULL, "metadata", "not set");
-	r = json_name(meta, "metadata", "name", false, &s->name, error);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return decode_error(error, "metadata", "name", "not set");
 	r = json_object(obj, "", "spec", &spec, error);
 	if (r < 0)
 		return r;

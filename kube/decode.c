@@ -282,11 +282,13 @@ int decode_meta(const cJSON *obj, char **ret_namespace, char **ret_name, char **
 		return r;
 	if (r == 0)
 		return decode_error(error, NULL, "metadata", "not set");
-	r = json_name(meta, "metadata", "namespace", false, ret_namespace, error);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return decode_error(error, "metadata", "namespace", "not set");
+	if (ret_namespace) {
+		r = json_name(meta, "metadata", "namespace", false, ret_namespace, error);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return decode_error(error, "metadata", "namespace", "not set");
+	}
 	r = json_name(meta, "metadata", "name", false, ret_name, error);
 	if (r < 0)
 		return r;

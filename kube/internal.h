@@ -75,7 +75,8 @@ int decode_unique_port_name(const char *path, char *const *names, size_t stride,
 int decode_ip(const char *s, int family, const char *path, const char *key, struct kube_ip *ret,
 	      char **error);
 
-/* metadata.namespace and metadata.name (both required). */
+/* metadata.namespace and metadata.name, both required (ret_namespace NULL:
+ * a cluster-scoped object, whose namespace is not looked at). */
 int decode_meta(const cJSON *obj, char **ret_namespace, char **ret_name, char **error);
 /* metadata.<map>.<key> as a string, or NULL. */
 const char *decode_meta_map_string(const cJSON *obj, const char *map, const char *key);
