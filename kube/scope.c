@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kube/internal.h"
 #include "kube/kube.h"
 #include "kube/scope.h"
 #include "lib/util.h"
 
 #define LABEL_NAME_MAX 63u
-#define QUOTE_MAX 80u
 #define LABEL_PREFIX_MAX 253u
 
 /* ---- names ----------------------------------------------------------------- */
@@ -124,8 +124,7 @@ static int selector_error(struct lexer *l, const char *fmt, ...) _printf_(2, 3);
 static int selector_error(struct lexer *l, const char *fmt, ...)
 {
 	_cleanup_(freep) char *msg = NULL;
-	char quoted[QUOTE_MAX + 4];
-	size_t n = 0;
+	char quoted[KUBE_QUOTE_MAX + 4];
 	va_list ap;
 	int r;
 
@@ -134,14 +133,10 @@ static int selector_error(struct lexer *l, const char *fmt, ...)
 	va_end(ap);
 	if (r < 0)
 		return -ENOMEM;
-	/* The selector as given, cut and with control characters replaced. */
-	for (; l->s[n] && n < QUOTE_MAX; n++)
-		quoted[n] = (unsigned char)l->s[n] < 0x20 || l->s[n] == 0x7f ? '?' : l->s[n];
-	strcpy(quoted + n, l->s[n] ? "..." : "");
 	for (char *m = msg; *m; m++)
 		if ((unsigned char)*m < 0x20 || *m == 0x7f)
 			*m = '?';
-	*l->error = strdup_printf("'%s': %s", quoted, msg);
+	*l->error = strdup_printf("'%s': %s", kube_quote(l->s, quoted, sizeof(quoted)), msg);
 	return -EINVAL;
 }
 
