@@ -103,7 +103,7 @@ int kube_cidr_parse(const char *s, struct kube_cidr *ret, char **ret_error)
 	const char *slash = strchr(s, '/');
 	struct kube_cidr c = {};
 	struct kube_ip masked;
-	unsigned long prefix;
+	unsigned long plen;
 	unsigned max;
 	size_t len;
 	char *end;
@@ -119,11 +119,11 @@ int kube_cidr_parse(const char *s, struct kube_cidr *ret, char **ret_error)
 		return cidr_error(ret_error, "'%s': '%.*s' is not an IP address", s, (int)len, s);
 	max = c.addr.family == AF_INET ? 32 : 128;
 	errno = 0;
-	prefix = strtoul(slash + 1, &end, 10);
+	plen = strtoul(slash + 1, &end, 10);
 	if (slash[1] < '0' || slash[1] > '9' || (slash[1] == '0' && slash[2]) || errno || *end ||
-	    prefix < 1 || prefix > max)
+	    plen < 1 || plen > max)
 		return cidr_error(ret_error, "'%s': the prefix length must be 1 to %u", s, max);
-	c.prefix = (unsigned)prefix;
+	c.prefix = (unsigned)plen;
 	masked = c.addr;
 	for (unsigned b = c.prefix; b < max; b++)
 		masked.bytes[b / 8] &= (uint8_t)~(0x80u >> (b % 8));

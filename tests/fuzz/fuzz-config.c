@@ -7,6 +7,8 @@
 #include "../../lib/log.c"
 #include "../../agent/config.c"
 #include "../../kube/scope.c"
+#include "../../kube/ip.c"
+#include "../../kube/decode.c" /* kube_quote() */
 
 #include <assert.h>
 
